@@ -1,0 +1,81 @@
+"""`manage.py serve`: the whole app in one command - web server, ingest worker, Chroma.
+
+Used by `make run`. Each part is its own process; this one supervises them, restarts
+a worker that dies, and stops everything on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
+
+
+class Command(BaseCommand):
+    help = "Start Docent (web, worker and local Chroma) until interrupted."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=settings.DOCENT_HOST)
+        parser.add_argument("--port", type=int, default=settings.DOCENT_PORT)
+        parser.add_argument("--workers", type=int, default=1, help="Ingest worker processes")
+
+    def handle(self, *args, host: str, port: int, workers: int, **options) -> None:
+        call_command("collectstatic", interactive=False, verbosity=0)
+        if not settings.CHROMA_URL:
+            from ingest.chromaserver import ensure_local_server
+
+            # Holding a user lock here keeps the server up between worker restarts.
+            ensure_local_server(Path(settings.DATA_DIR))
+        web_cmd = [sys.executable, "-m", "uvicorn", "assistant.asgi:application"]
+        web_cmd += ["--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"]
+        worker_cmd = [sys.executable, MANAGE, "worker"]
+        stopping = False
+
+        def stop(signum, frame) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        web = subprocess.Popen(web_cmd)
+        pool = [subprocess.Popen(worker_cmd) for _ in range(workers)]
+        restarts: list[float] = []
+        self.stdout.write(
+            f"Docent is starting on http://{host}:{port}/ with {workers} ingest worker(s); "
+            f"data in {settings.DATA_DIR}. Press Ctrl-C to stop."
+        )
+        self.stdout.flush()
+        try:
+            while not stopping:
+                time.sleep(0.5)
+                if web.poll() is not None:
+                    raise CommandError(f"The web server exited with code {web.returncode}.")
+                for i, proc in enumerate(pool):
+                    if proc.poll() is None:
+                        continue
+                    restarts = [t for t in restarts if time.monotonic() - t < 60] + [
+                        time.monotonic()
+                    ]
+                    if len(restarts) > 5:
+                        raise CommandError("The ingest worker keeps crashing; see the log above.")
+                    self.stderr.write(f"Ingest worker exited ({proc.returncode}); restarting.")
+                    pool[i] = subprocess.Popen(worker_cmd)
+        finally:
+            for proc in [web, *pool]:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for proc in [web, *pool]:
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            self.stdout.write("Docent stopped.")

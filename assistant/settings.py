@@ -1,0 +1,174 @@
+"""Django settings for Docent.
+
+Every knob comes from an environment variable with a typed default; `.env.example`
+lists them all. A value that cannot be parsed, or is out of range, stops start-up
+with ImproperlyConfigured instead of surfacing later as a confusing failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_env_file = os.environ.get("DOCENT_ENV_FILE", str(BASE_DIR / ".env"))
+if Path(_env_file).is_file():
+    environ.Env.read_env(_env_file, overwrite=False)
+
+
+def _get(kind: str, name: str, default: object, *, minimum: float | None = None):
+    """Read one variable with django-environ and turn parse errors into ImproperlyConfigured."""
+    try:
+        value = getattr(env, kind)(name, default=default)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(
+            f"{name}={os.environ.get(name)!r} is not a valid {kind}"
+        ) from exc
+    if minimum is not None and value is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+# --- Paths --------------------------------------------------------------------------------
+DATA_DIR = Path(_get("str", "DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+MEDIA_ROOT = DATA_DIR / "files"
+MEDIA_URL = "/media/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once per DATA_DIR and kept there."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+# --- Core Django --------------------------------------------------------------------------
+DEBUG = _get("bool", "DEBUG", False)
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = _get("list", "ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = _get("list", "CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "ingest",
+    "assistant",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "assistant.urls"
+WSGI_APPLICATION = "assistant.wsgi.application"
+ASGI_APPLICATION = "assistant.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_default_db = f"sqlite:///{DATA_DIR / 'docent.sqlite3'}"
+try:
+    DATABASES = {"default": env.db_url("DATABASE_URL", default=_default_db)}
+except (ValueError, KeyError) as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and CLI share one file: WAL lets readers run beside the one writer, and
+    # IMMEDIATE transactions queue writers on busy_timeout instead of failing on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": _get("float", "SQLITE_BUSY_TIMEOUT", 30.0, minimum=0),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+LOGIN_URL = "/admin/login/"
+
+LOG_LEVEL = _get("str", "LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "docent": {"level": LOG_LEVEL},
+        "django_tasks_db": {"level": LOG_LEVEL},
+    },
+}
+
+# --- Ingest -------------------------------------------------------------------------------
+DOCENT_HOST = _get("str", "DOCENT_HOST", "127.0.0.1")
+DOCENT_PORT = _get("int", "DOCENT_PORT", 8000, minimum=1)
+CHROMA_URL = _get("str", "CHROMA_URL", "")
+EMBEDDING_MODEL_PATH = _get("str", "EMBEDDING_MODEL_PATH", "")
+EMBED_BATCH_SIZE = _get("int", "EMBED_BATCH_SIZE", 32, minimum=1)
+MAX_UPLOAD_BYTES = _get("int", "MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+MAX_PDF_PAGES = _get("int", "MAX_PDF_PAGES", 2000, minimum=1)
+MAX_IMAGE_PIXELS = _get("int", "MAX_IMAGE_PIXELS", 64_000_000, minimum=1)
+MAX_EXTRACTED_CHARS = _get("int", "MAX_EXTRACTED_CHARS", 50_000_000, minimum=1)
+INGEST_TIMEOUT_SECONDS = _get("float", "INGEST_TIMEOUT_SECONDS", 900.0, minimum=0.1)
+INGEST_MEMORY_LIMIT_MB = _get("int", "INGEST_MEMORY_LIMIT_MB", 6144, minimum=256)
+INGEST_MAX_ATTEMPTS = _get("int", "INGEST_MAX_ATTEMPTS", 3, minimum=1)
+WORKER_LEASE_SECONDS = _get("float", "WORKER_LEASE_SECONDS", 60.0, minimum=1)
+OCR_ENABLED = _get("bool", "OCR_ENABLED", True)
+OCR_MIN_TEXT_HEIGHT_PX = _get("int", "OCR_MIN_TEXT_HEIGHT_PX", 32, minimum=1)
+PDF_OCR_DPI = _get("int", "PDF_OCR_DPI", 200, minimum=50)
+CHUNK_MAX_TOKENS = _get("int", "CHUNK_MAX_TOKENS", 200, minimum=16)
+CHUNK_OVERLAP_TOKENS = _get("int", "CHUNK_OVERLAP_TOKENS", 40, minimum=0)
+if CHUNK_OVERLAP_TOKENS >= CHUNK_MAX_TOKENS:
+    raise ImproperlyConfigured("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_MAX_TOKENS")
+DEFAULT_KB_NAME = _get("str", "DEFAULT_KB_NAME", "default")

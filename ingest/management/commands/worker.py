@@ -1,0 +1,76 @@
+"""`manage.py worker`: the background process that ingests queued documents."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connection
+
+logger = logging.getLogger("docent.worker")
+
+
+class Command(BaseCommand):
+    help = "Run the ingest worker: takes queued documents off the task queue and indexes them."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--interval", type=float, default=0.5, help="Queue poll interval (s)")
+        parser.add_argument(
+            "--batch", action="store_true", help="Process what is queued, then exit"
+        )
+
+    def handle(self, *args, interval: float, batch: bool, **options) -> None:
+        from django_tasks_db.management.commands.db_worker import Worker
+
+        from ingest.services import documents_recover, worker_identity
+        from ingest.tasks import ingest_tools
+
+        logging.getLogger("docent").setLevel(settings.LOG_LEVEL)
+        owner = worker_identity()
+        tools = ingest_tools()  # load the model and reach Chroma before taking work
+        tools.embedder.count_tokens(["warm up"])
+        recovered = documents_recover(store=tools.store)
+        if recovered:
+            self.stdout.write(f"Recovered {len(recovered)} interrupted document(s): {recovered}")
+        self.stdout.write(f"Worker {owner} ready (model {tools.embedder.name}).", ending="\n")
+        self.stdout.flush()
+
+        stop = threading.Event()
+        sweeper = threading.Thread(
+            target=_sweep, args=(stop, tools.store), daemon=True, name="recovery-sweep"
+        )
+        sweeper.start()
+        worker = Worker(
+            queue_names=["default"],
+            interval=interval,
+            batch=batch,
+            backend_name="default",
+            startup_delay=False,
+            max_tasks=None,
+            worker_id=hashlib.sha1(owner.encode()).hexdigest()[:32],  # noqa: S324
+            excluded_queue_names=[],
+        )
+        worker.configure_signals()
+        try:
+            worker.run()
+        finally:
+            stop.set()
+
+
+def _sweep(stop: threading.Event, store) -> None:
+    """Every half lease, re-queue documents whose worker died (on any machine)."""
+    from ingest.services import documents_recover
+
+    try:
+        while not stop.wait(settings.WORKER_LEASE_SECONDS / 2):
+            try:
+                acted = documents_recover(store=store)
+                if acted:
+                    logger.warning("Recovered documents %s", acted)
+            except Exception:
+                logger.exception("Recovery sweep failed")
+    finally:
+        connection.close()

@@ -1,0 +1,159 @@
+"""Knowledge bases, their documents, the chunks retrieval searches, and image assets."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from django.db import models
+from django.utils.text import slugify
+
+
+class KnowledgeBase(models.Model):
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.slug:
+            digest = hashlib.sha1(self.name.encode()).hexdigest()[:10]  # noqa: S324
+            self.slug = slugify(self.name)[:100] or f"kb-{digest}"
+        super().save(*args, **kwargs)
+
+    @property
+    def collection_name(self) -> str:
+        """The Chroma collection holding this knowledge base's vectors (one per KB)."""
+        # From a UUID, not the row id: ids can be reused (a restored or reset database),
+        # and a new knowledge base must never inherit an old one's vectors.
+        return f"docent_kb_{self.uid.hex}"
+
+
+class DocumentKind(models.TextChoices):
+    PDF = "pdf", "PDF"
+    DOCX = "docx", "Word document"
+    MARKDOWN = "markdown", "Markdown"
+    TEXT = "text", "Plain text"
+    HTML = "html", "HTML"
+    IMAGE = "image", "Image"
+
+
+class DocumentStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class DocumentStage(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    EXTRACTING = "extracting", "Extracting"
+    OCR = "ocr", "OCR"
+    CHUNKING = "chunking", "Chunking"
+    EMBEDDING = "embedding", "Embedding"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+def document_upload_to(instance: Document, filename: str) -> str:
+    # The stored name never uses the uploader's filename, so no traversal or odd
+    # Unicode reaches the filesystem; the display name lives in `filename`.
+    return f"kb/{instance.kb_id}/documents/{instance.sha256}"
+
+
+class Document(models.Model):
+    kb = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
+    filename = models.CharField(max_length=255, help_text="Sanitised display name")
+    file = models.FileField(upload_to=document_upload_to, max_length=500)
+    sha256 = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=DocumentKind.choices, blank=True)
+    mime_type = models.CharField(max_length=100, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=DocumentStatus.choices, default=DocumentStatus.QUEUED
+    )
+    stage = models.CharField(
+        max_length=16, choices=DocumentStage.choices, default=DocumentStage.QUEUED
+    )
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent, 0-100")
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    generation = models.PositiveIntegerField(
+        default=0, help_text="Index generation whose chunks are live; 0 means none yet"
+    )
+    chunk_count = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True, help_text="Latest queued ingest task")
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["kb", "sha256"], name="document_unique_bytes_per_kb"),
+        ]
+        indexes = [models.Index(fields=["status", "lease_expires_at"])]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class Asset(models.Model):
+    """An image kept so it can be shown to the model: a screenshot upload or a PDF image."""
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "Uploaded image"
+        PDF_IMAGE = "pdf_image", "Image inside a PDF"
+
+    kb = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="assets")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="assets")
+    generation = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    page = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(max_length=500)
+    mime_type = models.CharField(max_length=50)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    ocr_text = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["document_id", "page", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.document} image p{self.page or '-'}"
+
+
+class Chunk(models.Model):
+    kb = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="chunks")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    vector_id = models.CharField(max_length=64, unique=True, help_text="Id of the Chroma vector")
+    ordinal = models.PositiveIntegerField()
+    page = models.PositiveIntegerField(null=True, blank=True, help_text="1-based page, if paged")
+    heading = models.CharField(max_length=500, blank=True)
+    text = models.TextField()
+    token_count = models.PositiveIntegerField(help_text="Ministral (Tekken) tokens in `text`")
+    asset = models.ForeignKey(Asset, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["document_id", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} #{self.ordinal}"

@@ -1,0 +1,205 @@
+"""Pages of text -> chunks that fit the embedder's window, following the document's shape.
+
+all-MiniLM-L6-v2 reads at most 256 word pieces (254 after [CLS]/[SEP]); anything past
+that is silently ignored, so every chunk, heading trail included, is measured with the
+embedder's own tokenizer. Chunks stay inside one page so citations name a real page,
+break at headings and paragraphs where they can, and overlap when a passage is split.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .types import ChunkDraft, PageText
+
+CountTokens = Callable[[list[str]], list[int]]
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+(?=\S)")
+_FENCE = re.compile(r"^(```|~~~)")
+
+
+@dataclass(frozen=True)
+class _Unit:
+    text: str
+    tokens: int
+    heading: str
+    new_block: bool  # first piece of a paragraph: joined with a blank line, not a space
+
+
+def chunk_pages(
+    pages: Sequence[PageText],
+    *,
+    count_tokens: CountTokens,
+    max_tokens: int,
+    overlap_tokens: int,
+) -> list[ChunkDraft]:
+    """Split pages into ChunkDrafts of at most max_tokens word pieces (heading included)."""
+    drafts: list[ChunkDraft] = []
+    trail: list[tuple[int, str]] = []
+    for page in pages:
+        blocks = _blocks(page.text)
+        units: list[_Unit] = []
+        for level, text in blocks:
+            if level:
+                trail = [(lv, t) for lv, t in trail if lv < level] + [(level, text)]
+                continue
+            heading = " > ".join(t for _, t in trail)
+            units.extend(_units(text, heading, count_tokens, max_tokens))
+        drafts.extend(_pack(units, page, count_tokens, max_tokens, overlap_tokens, len(drafts)))
+    return drafts
+
+
+def _blocks(text: str) -> list[tuple[int, str]]:
+    """(heading level or 0, text) in order; fenced code stays one block."""
+    out: list[tuple[int, str]] = []
+    paragraph: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        if paragraph and "".join(paragraph).strip():
+            out.append((0, "\n".join(paragraph).strip("\n")))
+        paragraph.clear()
+
+    for line in text.split("\n"):
+        if _FENCE.match(line.strip()):
+            in_fence = not in_fence
+            paragraph.append(line)
+            continue
+        heading = None if in_fence else _HEADING.match(line)
+        if heading:
+            flush()
+            out.append((len(heading.group(1)), heading.group(2).strip()[:200]))
+        elif not line.strip() and not in_fence:
+            flush()
+        else:
+            paragraph.append(line)
+    flush()
+    return out
+
+
+def _units(text: str, heading: str, count: CountTokens, max_tokens: int) -> list[_Unit]:
+    """One paragraph as packable pieces, each small enough to fit a chunk on its own."""
+    budget = max(8, max_tokens - (count([heading])[0] if heading else 0))
+    pieces = [text]
+    for splitter in (_split_sentences, _split_lines, _split_words):
+        sizes = count(pieces)
+        if all(n <= budget for n in sizes):
+            break
+        refined: list[str] = []
+        for piece, n in zip(pieces, sizes, strict=True):
+            refined.extend(splitter(piece, count, budget) if n > budget else [piece])
+        pieces = [p for p in refined if p.strip()]
+    sizes = count(pieces)
+    return [
+        _Unit(piece, n, heading, new_block=(i == 0))
+        for i, (piece, n) in enumerate(zip(pieces, sizes, strict=True))
+    ]
+
+
+def _split_sentences(text: str, count: CountTokens, budget: int) -> list[str]:
+    return _SENTENCE_END.split(text)
+
+
+def _split_lines(text: str, count: CountTokens, budget: int) -> list[str]:
+    return text.split("\n")
+
+
+def _split_words(text: str, count: CountTokens, budget: int) -> list[str]:
+    """Greedy runs of whole words; word-piece counts add up across whitespace exactly."""
+    words: list[str] = []
+    for word in text.split():
+        # A single "word" longer than the window (a hash, base64) is cut into slices.
+        words.extend(word[i : i + budget] for i in range(0, len(word), budget))
+    sizes = count(words)
+    pieces: list[str] = []
+    run: list[str] = []
+    total = 0
+    for word, n in zip(words, sizes, strict=True):
+        if run and total + n > budget:
+            pieces.append(" ".join(run))
+            run, total = [], 0
+        run.append(word)
+        total += n
+    if run:
+        pieces.append(" ".join(run))
+    return pieces
+
+
+def _pack(
+    units: list[_Unit],
+    page: PageText,
+    count: CountTokens,
+    max_tokens: int,
+    overlap_tokens: int,
+    first_ordinal: int,
+) -> list[ChunkDraft]:
+    drafts: list[ChunkDraft] = []
+    current: list[_Unit] = []
+    heading_cost: dict[str, int] = {}
+
+    def cost(heading: str) -> int:
+        if heading not in heading_cost:
+            heading_cost[heading] = count([heading])[0] if heading else 0
+        return heading_cost[heading]
+
+    def emit() -> None:
+        text = _join(current)
+        heading = current[0].heading
+        total = cost(heading) + sum(u.tokens for u in current)
+        drafts.append(
+            ChunkDraft(
+                ordinal=first_ordinal + len(drafts),
+                page=page.number,
+                heading=heading,
+                text=text,
+                embed_tokens=total,
+                image_index=page.image_index,
+            )
+        )
+
+    for unit in units:
+        if current and unit.heading != current[0].heading:
+            emit()
+            current = []
+        if (
+            current
+            and cost(unit.heading) + sum(u.tokens for u in current) + unit.tokens > max_tokens
+        ):
+            emit()
+            current = _overlap(current, overlap_tokens, cost(unit.heading), unit.tokens, max_tokens)
+        current.append(unit)
+    if current:
+        emit()
+    return drafts
+
+
+def _overlap(
+    previous: list[_Unit],
+    overlap_tokens: int,
+    heading_tokens: int,
+    next_tokens: int,
+    max_tokens: int,
+) -> list[_Unit]:
+    """Trailing pieces of the chunk just closed, repeated so a split passage keeps context."""
+    carried: list[_Unit] = []
+    total = 0
+    for unit in reversed(previous[1:]):
+        if total + unit.tokens > overlap_tokens:
+            break
+        if heading_tokens + total + unit.tokens + next_tokens > max_tokens:
+            break
+        carried.insert(0, unit)
+        total += unit.tokens
+    return carried
+
+
+def _join(units: list[_Unit]) -> str:
+    parts: list[str] = []
+    for i, unit in enumerate(units):
+        if i:
+            parts.append("\n\n" if unit.new_block else " ")
+        parts.append(unit.text.strip("\n") if unit.new_block else unit.text.strip())
+    return "".join(parts).strip()

@@ -1,0 +1,408 @@
+"""Bytes of one document -> pages of text and the images worth keeping, per format.
+
+Runs inside the extraction sandbox (see sandbox.py), so it may use a lot of memory or
+hang on hostile input without hurting the worker; every problem that is the
+document's fault is raised as IngestError with a message for the uploader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import warnings
+import zipfile
+from collections.abc import Callable
+
+from PIL import Image
+
+from .detect import decode_text
+from .images import ImageTooLarge, normalise_for_model, open_image
+from .types import Extraction, ImageData, IngestError, Limits, PageText, Progress
+
+ProgressFn = Callable[[Progress], None]
+_SCAN_TEXT_CHARS = 16  # a page with fewer visible characters than this has no text layer
+
+
+def extract(
+    data: bytes, *, kind: str, filename: str, limits: Limits, on_progress: ProgressFn
+) -> Extraction:
+    """Dispatch on the detected kind; the result's text is capped by limits.max_extracted_chars."""
+    handler = {
+        "pdf": _extract_pdf,
+        "image": _extract_image,
+        "docx": _extract_docx,
+        "html": _extract_html,
+        "markdown": _extract_plain,
+        "text": _extract_plain,
+    }.get(kind)
+    if handler is None:
+        raise IngestError(f"Docent has no extractor for {kind!r} documents.")
+    result = handler(data, kind=kind, limits=limits, on_progress=on_progress)
+    total = sum(len(p.text) for p in result.pages)
+    if total > limits.max_extracted_chars:
+        raise IngestError(
+            f"The document holds {total:,} characters of text; the limit is "
+            f"{limits.max_extracted_chars:,} (MAX_EXTRACTED_CHARS)."
+        )
+    return result
+
+
+# --- PDF ------------------------------------------------------------------------------------
+
+
+def _extract_pdf(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:
+    reader, page_list, notes = _open_pdf(data, limits)
+    page_total = len(page_list)
+    pages: list[PageText] = []
+    images: list[ImageData] = []
+    engine = None
+    for index, page in enumerate(page_list):
+        number = index + 1
+        on_progress(Progress("extracting", index, page_total))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                text = _clean(page.extract_text() or "")
+        except RecursionError as exc:
+            raise IngestError(f"Page {number} of the PDF has looping references.") from exc
+        except Exception as exc:  # pypdf raises many types on damaged pages
+            notes.append(f"page {number}: text unreadable ({type(exc).__name__})")
+            text = ""
+        if _is_garbled(text):
+            notes.append(f"page {number}: text layer is garbled (missing fonts); ignored")
+            text = ""
+        page_images = _page_images(page, number, limits, notes)
+        is_scan = len(re.sub(r"\s", "", text)) < _SCAN_TEXT_CHARS and bool(page_images)
+        if is_scan and limits.ocr_enabled:
+            on_progress(Progress("ocr", index, page_total))
+            engine = engine or _ocr_engine()
+            text = "\n".join(t for t in (_ocr(img, engine, limits) for img in page_images) if t)
+        image_index = None
+        for pil in page_images:
+            if len(images) >= limits.max_images_per_document:
+                break
+            asset = _to_asset(pil, number, text if is_scan else "")
+            if asset is not None:
+                images.append(asset)
+                image_index = len(images) - 1 if is_scan else image_index
+        pages.append(PageText(number, text.strip(), ocr=is_scan, image_index=image_index))
+    on_progress(Progress("extracting", page_total, page_total))
+    title = ""
+    with contextlib.suppress(Exception):  # a broken info dictionary only costs the title
+        title = str((reader.metadata or {}).get("/Title") or "")
+    # A salvaged file still reports the pages it says it has; the missing ones are noted.
+    salvaged = any(note.startswith("recovered") for note in notes)
+    page_count = max(page_total, _declared_page_count(reader, data)) if salvaged else page_total
+    return Extraction(kind, page_count, tuple(pages), tuple(images), title, tuple(notes))
+
+
+def _open_pdf(data: bytes, limits: Limits):
+    """(reader, pages, notes); pages come from the page tree, or are salvaged if it is broken."""
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                try:
+                    opened = reader.decrypt("")
+                except (FileNotDecryptedError, NotImplementedError) as exc:
+                    raise IngestError(
+                        f"The PDF is encrypted and could not be opened: {exc}"
+                    ) from exc
+                if not opened:
+                    raise IngestError(
+                        "The PDF is protected by a password. Remove the password and upload it again."
+                    )
+            declared = _declared_page_count(reader, data)
+            if declared > limits.max_pdf_pages:  # checked before walking a huge page tree
+                raise IngestError(_too_many_pages(declared, limits))
+            try:
+                page_list = list(reader.pages)
+            except (PdfReadError, KeyError, TypeError, AttributeError, ValueError) as exc:
+                page_list = _salvage_pages(reader, data)
+                if not page_list:
+                    raise IngestError(
+                        f"The PDF is damaged: its page tree is unreadable ({exc})."
+                    ) from exc
+                notes.append(f"recovered {len(page_list)} page(s) from a damaged page tree")
+    except IngestError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, RecursionError, OSError) as exc:
+        raise IngestError(
+            f"The PDF is damaged or truncated and could not be read ({exc})."
+        ) from exc
+    if not page_list:
+        raise IngestError("The PDF has no pages (it may be damaged or truncated).")
+    if len(page_list) > limits.max_pdf_pages:
+        raise IngestError(_too_many_pages(len(page_list), limits))
+    return reader, page_list, notes
+
+
+def _too_many_pages(count: int, limits: Limits) -> str:
+    return f"The PDF has {count:,} pages; the limit is {limits.max_pdf_pages:,} (MAX_PDF_PAGES)."
+
+
+def _declared_page_count(reader, data: bytes) -> int:
+    """The page count the file claims: page tree /Count, else the linearisation /N."""
+    with contextlib.suppress(Exception):
+        return int(reader.trailer["/Root"]["/Pages"]["/Count"])
+    return _linearization(data).get("N", 0)
+
+
+def _linearization(data: bytes) -> dict[str, int]:
+    """/N (page count) and /O (first page object) of a linearised PDF's header dictionary."""
+    match = re.search(rb"<<\s*/Linearized[^>]*>>", data[:4096])
+    if not match:
+        return {}
+    return {k.decode(): int(v) for k, v in re.findall(rb"/([NO])\s+(\d+)", match.group(0))}
+
+
+def _salvage_pages(reader, data: bytes) -> list:
+    """Page objects found by scanning every object, for files whose page tree is wiped."""
+    from pypdf import PageObject
+    from pypdf.generic import DictionaryObject, IndirectObject
+
+    numbers = sorted({(num, gen) for gen, objs in reader.xref.items() for num in objs})
+    first = _linearization(data).get("O", 0)
+    found = []
+    for num, gen in numbers:
+        with contextlib.suppress(Exception):
+            obj = reader.get_object(IndirectObject(num, gen, reader))
+            if isinstance(obj, DictionaryObject) and obj.get("/Type") == "/Page":
+                page = PageObject(reader, IndirectObject(num, gen, reader))
+                page.update(obj)
+                found.append((num != first, num, page))
+    return [page for _, _, page in sorted(found, key=lambda item: item[:2])]
+
+
+def _is_garbled(text: str) -> bool:
+    """Text from a page whose font maps are gone comes out as replacement characters."""
+    visible = [ch for ch in text if not ch.isspace()]
+    if len(visible) < 20:
+        return False
+    bad = sum(1 for ch in visible if ch == "\ufffd" or 0xE000 <= ord(ch) <= 0xF8FF)
+    return bad / len(visible) > 0.3
+
+
+def _page_images(page, number: int, limits: Limits, notes: list[str]) -> list[Image.Image]:
+    """Decode a page's images that are big enough to matter and small enough to be safe."""
+    found: list[Image.Image] = []
+    try:
+        keys = list(page.images.keys())
+    except Exception as exc:
+        notes.append(f"page {number}: images unreadable ({type(exc).__name__})")
+        return found
+    for key in keys[: limits.max_images_per_document]:
+        width, height = _declared_size(page, key)
+        if width and height:
+            if width * height > limits.max_image_pixels:
+                notes.append(
+                    f"page {number}: skipped a {width}x{height} image over the pixel limit"
+                )
+                continue
+            if min(width, height) < limits.min_asset_side_px:
+                continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pil = page.images[key].image
+            pil.load()
+        except Exception as exc:
+            notes.append(f"page {number}: an image could not be decoded ({type(exc).__name__})")
+            continue
+        if (
+            min(pil.size) >= limits.min_asset_side_px
+            and pil.width * pil.height <= limits.max_image_pixels
+        ):
+            found.append(pil)
+    return found
+
+
+def _declared_size(page, key: str) -> tuple[int, int]:
+    """Width and height an image XObject declares, read before anything is decoded."""
+    try:
+        node = page["/Resources"]
+        parts = [p for p in key.split("/") if p]
+        for i, name in enumerate(parts):
+            obj = node["/XObject"]["/" + name].get_object()
+            if i == len(parts) - 1:
+                return int(obj.get("/Width", 0)), int(obj.get("/Height", 0))
+            node = obj["/Resources"]
+    except Exception:  # inline images and odd trees: decode to learn the size
+        return 0, 0
+    return 0, 0
+
+
+# --- Images -----------------------------------------------------------------------------------
+
+
+def _extract_image(
+    data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn
+) -> Extraction:
+    try:
+        pil = open_image(data, max_pixels=limits.max_image_pixels)
+    except ImageTooLarge as exc:
+        raise IngestError(str(exc)) from exc
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise IngestError(f"The image could not be decoded ({exc}).") from exc
+    text = ""
+    if limits.ocr_enabled:
+        on_progress(Progress("ocr", 0, 1))
+        text = _ocr(pil, _ocr_engine(), limits)
+    asset = _to_asset(pil, None, text, keep_small=True)
+    if asset is None:
+        raise IngestError("The image could not be re-encoded for the model.")
+    on_progress(Progress("ocr", 1, 1))
+    return Extraction(kind, None, (PageText(None, text, ocr=True, image_index=0),), (asset,))
+
+
+def _ocr_engine():
+    from .ocr import get_engine
+
+    return get_engine()
+
+
+def _ocr(pil: Image.Image, engine, limits: Limits) -> str:
+    from .ocr import ocr_image
+
+    return _clean(
+        ocr_image(pil, engine=engine, min_text_height_px=limits.ocr_min_text_height_px).text
+    )
+
+
+def _to_asset(pil: Image.Image, page: int | None, ocr_text: str, keep_small: bool = False):
+    try:
+        payload, mime, width, height = normalise_for_model(pil)
+    except (OSError, ValueError):
+        return None
+    if not keep_small and min(width, height) < 8:
+        return None
+    return ImageData(payload, mime, width, height, page, ocr_text)
+
+
+# --- DOCX, HTML, plain text -------------------------------------------------------------------
+
+
+def _extract_docx(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:
+    _check_zip_bomb(data, limits)
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    on_progress(Progress("extracting", 0, 1))
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:
+        raise IngestError(f"The Word document is damaged and could not be read ({exc}).") from exc
+    blocks: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            text = item.text.strip()
+            if not text:
+                continue
+            style = (item.style.name if item.style is not None else "") or ""
+            level = _heading_level(style)
+            if level:
+                blocks.append("#" * level + " " + text)
+            elif style.lower().startswith("list"):
+                blocks.append("- " + text)
+            else:
+                blocks.append(text)
+        elif isinstance(item, Table):
+            for row in item.rows:
+                cells = [c.text.strip() for c in row.cells]
+                if any(cells):
+                    blocks.append(" | ".join(dict.fromkeys(cells)))
+    title = (document.core_properties.title or "").strip()
+    on_progress(Progress("extracting", 1, 1))
+    return Extraction(kind, None, (PageText(None, _clean("\n\n".join(blocks))),), title=title)
+
+
+def _heading_level(style: str) -> int:
+    if style == "Title":
+        return 1
+    match = re.match(r"Heading (\d)", style)
+    return min(int(match.group(1)), 6) if match else 0
+
+
+def _check_zip_bomb(data: bytes, limits: Limits) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise IngestError(f"The Word document is damaged ({exc}).") from exc
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_docx_uncompressed_bytes:
+        raise IngestError(
+            f"The Word document expands to {total:,} bytes, over the "
+            f"{limits.max_docx_uncompressed_bytes:,}-byte limit (a possible zip bomb)."
+        )
+    for info in infos:
+        if info.file_size > 10_000_000 and info.file_size > 200 * max(info.compress_size, 1):
+            raise IngestError(
+                f"The Word document contains {info.filename!r}, compressed "
+                f"{info.file_size // max(info.compress_size, 1)}:1 (a likely zip bomb)."
+            )
+
+
+_DROP_TAGS = ["script", "style", "noscript", "template", "svg", "iframe", "nav", "footer"]
+_BLOCK_TAGS = {"p", "li", "pre", "blockquote", "dt", "dd", "tr", "caption", "figcaption"}
+
+
+def _extract_html(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:
+    from bs4 import BeautifulSoup
+
+    on_progress(Progress("extracting", 0, 1))
+    soup = BeautifulSoup(decode_text(data), "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    root = soup.body or soup
+    blocks: list[str] = []
+    for element in root.find_all(["h1", "h2", "h3", "h4", "h5", "h6", *_BLOCK_TAGS]):
+        if element.find_parent(list(_BLOCK_TAGS)) is not None and element.name != "tr":
+            continue  # nested inside a block we already take whole
+        if element.name == "pre":
+            text = element.get_text()
+        elif element.name == "tr":
+            cells = element.find_all(["td", "th"])
+            text = " | ".join(re.sub(r"\s+", " ", c.get_text()).strip() for c in cells)
+        else:
+            text = re.sub(r"\s+", " ", element.get_text()).strip()
+        if not text.strip():
+            continue
+        if element.name[0] == "h" and element.name[1:].isdigit():
+            blocks.append("#" * int(element.name[1]) + " " + text)
+        elif element.name == "li":
+            blocks.append("- " + text)
+        else:
+            blocks.append(text)
+    if not blocks:
+        blocks = [root.get_text("\n", strip=True)]
+    on_progress(Progress("extracting", 1, 1))
+    return Extraction(kind, None, (PageText(None, _clean("\n\n".join(blocks))),), title=title)
+
+
+def _extract_plain(
+    data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn
+) -> Extraction:
+    on_progress(Progress("extracting", 0, 1))
+    text = decode_text(data)
+    if kind == "markdown":
+        text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)  # YAML front matter
+        text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    on_progress(Progress("extracting", 1, 1))
+    return Extraction(kind, None, (PageText(None, _clean(text)),))
+
+
+def _clean(text: str) -> str:
+    """Normalise whitespace the way every later stage expects: LF newlines, no NULs."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = re.sub(r"[ \t\f\v\u00a0]+\n", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()

@@ -1,0 +1,205 @@
+"""Uploading, re-indexing and deleting documents, and knowledge-base housekeeping."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ingest.models import Document, DocumentStage, DocumentStatus, KnowledgeBase
+from ingest.pipeline.detect import SNIFF_BYTES, detect_kind, sanitize_filename
+from ingest.pipeline.types import IngestError
+from ingest.store import StoreUnavailable, VectorStore
+
+logger = logging.getLogger("docent.ingest")
+_COPY_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    document: Document
+    created: bool  # False when the same bytes were already in this knowledge base
+
+
+def kb_get_or_create(*, name: str) -> KnowledgeBase:
+    name = " ".join(name.split())[:100]
+    if not name:
+        raise ValueError("A knowledge base needs a name.")
+    kb = KnowledgeBase.objects.filter(name__iexact=name).first()
+    if kb is not None:
+        return kb
+    try:
+        with transaction.atomic():
+            return KnowledgeBase.objects.create(name=name)
+    except IntegrityError:
+        return KnowledgeBase.objects.get(name__iexact=name)
+
+
+def document_create(
+    *, kb: KnowledgeBase, filename: str, content: BinaryIO, enqueue: bool = True
+) -> UploadResult:
+    """Store an upload and queue it for ingestion; reject bad input as a failed Document.
+
+    The same bytes uploaded twice into one knowledge base give back the first document
+    (re-queued if it had failed). Nothing here parses the file: that is the worker's job.
+    """
+    display = sanitize_filename(filename)
+    tmp_dir = Path(settings.DATA_DIR) / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=True) as spool:
+        sha256, size, head = _spool(content, spool, limit=settings.MAX_UPLOAD_BYTES)
+        spool.flush()
+        existing = Document.objects.filter(kb=kb, sha256=sha256).first()
+        if existing is not None:
+            if existing.status == DocumentStatus.FAILED and existing.file:
+                document_reindex(document=existing)
+                existing.refresh_from_db()
+            return UploadResult(existing, created=False)
+
+        error = ""
+        kind = mime = ""
+        if size == 0:
+            error = "The file is empty (0 bytes)."
+        elif size > settings.MAX_UPLOAD_BYTES:
+            error = (
+                f"The file is {size:,} bytes, over the {settings.MAX_UPLOAD_BYTES:,}-byte limit "
+                "(MAX_UPLOAD_BYTES)."
+            )
+        else:
+            try:
+                detected = detect_kind(head, display)
+                kind, mime = detected.kind, detected.mime_type
+            except IngestError as exc:
+                error = str(exc)
+        document = Document(
+            kb=kb, filename=display, sha256=sha256, size_bytes=size, kind=kind, mime_type=mime
+        )
+        if error:
+            document.status = DocumentStatus.FAILED
+            document.stage = DocumentStage.FAILED
+            document.error = error
+            document.finished_at = timezone.now()
+        else:
+            spool.seek(0)
+            document.file.save(f"{sha256}", File(spool), save=False)
+        try:
+            with transaction.atomic():
+                document.save()
+                if enqueue and not error:
+                    _enqueue(document)
+        except IntegrityError:
+            # A concurrent upload of the same bytes won the race; theirs is the document.
+            if document.file and not Document.objects.filter(file=document.file.name).exists():
+                document.file.delete(save=False)
+            return UploadResult(Document.objects.get(kb=kb, sha256=sha256), created=False)
+    if error:
+        logger.info("Rejected upload %r: %s", display, error)
+    return UploadResult(document, created=True)
+
+
+def _spool(content: BinaryIO, spool, *, limit: int) -> tuple[str, int, bytes]:
+    """Copy the upload to the spool file, hashing all of it; stop writing past the limit."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    chunks = (
+        content.chunks()
+        if hasattr(content, "chunks")
+        else iter(lambda: content.read(_COPY_BLOCK), b"")
+    )
+    for block in chunks:
+        digest.update(block)
+        if len(head) < SNIFF_BYTES:
+            head += block[: SNIFF_BYTES - len(head)]
+        if size + len(block) <= limit:
+            spool.write(block)
+        size += len(block)
+    return digest.hexdigest(), size, head
+
+
+def _enqueue(document: Document) -> None:
+    # Enqueued inside the caller's transaction: the database queue commits the task
+    # with the document, so neither exists without the other.
+    from ingest.tasks import ingest_document
+
+    result = ingest_document.enqueue(document.pk)
+    Document.objects.filter(pk=document.pk).update(task_id=str(result.id))
+
+
+def document_reindex(*, document: Document) -> Document:
+    """Queue a document to be processed again; its current chunks stay live until then."""
+    if not document.file:
+        raise IngestError("This upload was rejected before it was stored; upload it again.")
+    with transaction.atomic():
+        Document.objects.filter(pk=document.pk).update(
+            status=DocumentStatus.QUEUED,
+            stage=DocumentStage.QUEUED,
+            progress=0,
+            error="",
+            attempts=0,
+            lease_owner="",
+            lease_expires_at=None,
+            updated_at=timezone.now(),
+        )
+        _enqueue(document)
+    document.refresh_from_db()
+    return document
+
+
+def document_delete(*, document: Document, store: VectorStore) -> None:
+    """Remove a document's rows, vectors and files.
+
+    Rows go first, in one transaction: retrieval trusts only vectors with a row, so a
+    vector left behind by a Chroma outage is invisible, and `kb_reconcile` sweeps it.
+    """
+    kb_id, doc_id = document.kb_id, document.pk
+    collection = document.kb.collection_name
+    file_name = document.file.name if document.file else ""
+    with transaction.atomic():
+        document.delete()
+    try:
+        store.delete_document(collection=collection, document_id=doc_id)
+    except StoreUnavailable:
+        logger.warning("Chroma unreachable; vectors of document %s are left for reconcile", doc_id)
+    if file_name and not Document.objects.filter(file=file_name).exists():
+        default_storage.delete(file_name)
+    storage_delete_tree(asset_prefix(kb_id, doc_id))
+
+
+def kb_delete(*, kb: KnowledgeBase, store: VectorStore) -> None:
+    """Delete a knowledge base with every document, vector and file in it."""
+    kb_id = kb.pk
+    with transaction.atomic():
+        kb.delete()
+    store.drop(collection=kb.collection_name)
+    storage_delete_tree(f"kb/{kb_id}")
+
+
+def asset_prefix(kb_id: int, document_id: int, generation: int | None = None) -> str:
+    """Storage folder of a document's image assets (of one index generation, if given)."""
+    base = f"kb/{kb_id}/assets/{document_id}"
+    return base if generation is None else f"{base}/g{generation}"
+
+
+def storage_delete_tree(prefix: str) -> None:
+    """Delete every stored file under a folder, through the storage API (S3 has no rmtree)."""
+    try:
+        folders, files = default_storage.listdir(prefix)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in files:
+        default_storage.delete(f"{prefix}/{name}")
+    for folder in folders:
+        storage_delete_tree(f"{prefix}/{folder}")
+    if hasattr(default_storage, "path"):
+        shutil.rmtree(default_storage.path(prefix), ignore_errors=True)

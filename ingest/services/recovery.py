@@ -1,0 +1,165 @@
+"""Putting things right after a crash: stale leases, lost tasks, stray vectors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ingest.models import Chunk, Document, DocumentStage, DocumentStatus, KnowledgeBase
+from ingest.store import VectorStore
+
+from .documents import _enqueue
+from .processing import _discard_generation, process_start_ticks
+
+logger = logging.getLogger("docent.ingest")
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    kb_id: int
+    vectors: int
+    chunks: int
+    removed_vectors: int
+    missing_vectors: int  # chunk rows whose vector is gone: their documents are re-queued
+
+
+def documents_recover(*, store: VectorStore) -> list[int]:
+    """Re-queue (or fail, past INGEST_MAX_ATTEMPTS) documents whose worker went away.
+
+    A lease is dead when it has expired, or at once when its owner is a process on
+    this host that no longer exists. Returns the ids acted on.
+    """
+    now = timezone.now()
+    candidates = Document.objects.filter(status=DocumentStatus.PROCESSING).filter(
+        Q(lease_expires_at__lt=now) | Q(lease_owner__startswith=f"{socket.gethostname()}:")
+    )
+    acted: list[int] = []
+    for document in candidates:
+        live_lease = document.lease_expires_at and document.lease_expires_at >= now
+        if live_lease and _local_owner_alive(document.lease_owner):
+            continue
+        if _recover_one(document, store):
+            acted.append(document.pk)
+    acted.extend(_requeue_lost_tasks(now))
+    return acted
+
+
+def _local_owner_alive(owner: str) -> bool:
+    try:
+        _host, pid, ticks = owner.split(":")
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return process_start_ticks(int(pid)) == ticks
+
+
+def _recover_one(document: Document, store: VectorStore) -> bool:
+    stage = document.get_stage_display().lower()
+    exhausted = document.attempts >= settings.INGEST_MAX_ATTEMPTS
+    with transaction.atomic():
+        if exhausted:
+            message = (
+                f"Processing stopped unexpectedly {document.attempts} times (last during "
+                f"{stage}); giving up. The document may be too large for this worker."
+            )
+            if document.generation:
+                message += " The previously indexed version stays searchable."
+            fields = {
+                "status": DocumentStatus.FAILED,
+                "stage": DocumentStage.FAILED,
+                "error": message,
+            }
+            fields["finished_at"] = timezone.now()
+        else:
+            fields = {
+                "status": DocumentStatus.QUEUED,
+                "stage": DocumentStage.QUEUED,
+                "progress": 0,
+                "error": (
+                    f"Processing stopped unexpectedly during {stage}; retrying "
+                    f"(attempt {document.attempts + 1} of {settings.INGEST_MAX_ATTEMPTS})."
+                ),
+            }
+        updated = Document.objects.filter(
+            pk=document.pk, status=DocumentStatus.PROCESSING, lease_owner=document.lease_owner
+        ).update(lease_owner="", lease_expires_at=None, updated_at=timezone.now(), **fields)
+        if not updated:
+            return False
+        if not exhausted:
+            _enqueue(document)
+    _discard_generation(document, document.generation + 1, store)
+    logger.warning(
+        "Recovered document %s (%s): %s", document.pk, document.filename, fields["error"]
+    )
+    return True
+
+
+def _requeue_lost_tasks(now) -> list[int]:
+    """Queued documents whose task is gone or stuck in a dead worker get a fresh task."""
+    from django_tasks_db.models import DBTaskResult
+
+    cutoff = now - timedelta(seconds=settings.WORKER_LEASE_SECONDS * 2)
+    acted = []
+    for document in Document.objects.filter(status=DocumentStatus.QUEUED, updated_at__lt=cutoff):
+        task = (
+            DBTaskResult.objects.filter(id=document.task_id).first() if document.task_id else None
+        )
+        if task is not None and task.status == "READY":
+            continue
+        if (
+            task is not None
+            and task.status == "RUNNING"
+            and task.started_at
+            and task.started_at > cutoff
+        ):
+            continue
+        with transaction.atomic():
+            _enqueue(document)
+            Document.objects.filter(pk=document.pk).update(updated_at=timezone.now())
+        acted.append(document.pk)
+    return acted
+
+
+def kb_reconcile(*, kb: KnowledgeBase, store: VectorStore) -> ReconcileReport:
+    """Make Chroma agree with the database for one knowledge base.
+
+    Vectors without a chunk row (left by a crash or an outage) are deleted; chunk rows
+    whose vector is missing send their document back to the queue.
+    """
+    vector_ids = store.ids(collection=kb.collection_name)
+    rows = dict(Chunk.objects.filter(kb=kb).values_list("vector_id", "document_id"))
+    busy = set(
+        Document.objects.filter(kb=kb, status=DocumentStatus.PROCESSING).values_list(
+            "pk", flat=True
+        )
+    )
+    stray = [vid for vid in vector_ids - rows.keys() if _document_of(vid) not in busy]
+    if stray:
+        store.delete_ids(collection=kb.collection_name, ids=stray)
+    missing_docs = {rows[vid] for vid in rows.keys() - vector_ids}
+    for document in Document.objects.filter(pk__in=missing_docs).exclude(
+        status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING]
+    ):
+        from .documents import document_reindex
+
+        document_reindex(document=document)
+    return ReconcileReport(
+        kb.pk, len(vector_ids), len(rows), len(stray), len(rows.keys() - vector_ids)
+    )
+
+
+def _document_of(vector_id: str) -> int:
+    try:
+        return int(vector_id[1:].split("g", 1)[0])
+    except ValueError:
+        return -1

@@ -1,0 +1,24 @@
+"""Settings for the test run: the real settings, on a throwaway DATA_DIR.
+
+Everything the tests write (SQLite file, Chroma, uploads) lives in one temporary
+folder, so a test run never touches a developer's ./data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="docent-test-"))
+os.environ.setdefault("LLM_BASE_URL", "")
+
+from assistant.settings import *  # noqa: E402, F403
+from assistant.settings import DATA_DIR, DATABASES  # noqa: E402
+
+# A file, not :memory:, so worker and server subprocesses see the same database.
+DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
