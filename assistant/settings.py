@@ -172,3 +172,27 @@ CHUNK_OVERLAP_TOKENS = _get("int", "CHUNK_OVERLAP_TOKENS", 40, minimum=0)
 if CHUNK_OVERLAP_TOKENS >= CHUNK_MAX_TOKENS:
     raise ImproperlyConfigured("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_MAX_TOKENS")
 DEFAULT_KB_NAME = _get("str", "DEFAULT_KB_NAME", "default")
+
+# --- Chat ---------------------------------------------------------------------------------
+LLM_BASE_URL = _get("str", "LLM_BASE_URL", "")
+LLM_API_KEY = _get("str", "LLM_API_KEY", "")
+LLM_MODEL = _get("str", "LLM_MODEL", "")
+MISTRAL_API_KEY = _get("str", "MISTRAL_API_KEY", "")
+OPENROUTER_API_KEY = _get("str", "OPENROUTER_API_KEY", "")
+LLM_TIMEOUT_SECONDS = _get("float", "LLM_TIMEOUT_SECONDS", 60.0, minimum=1)
+LLM_MAX_RETRIES = _get("int", "LLM_MAX_RETRIES", 3, minimum=0)
+LLM_TEMPERATURE = _get("float", "LLM_TEMPERATURE", None, minimum=0)
+LLM_MAX_TOKENS = _get("int", "LLM_MAX_TOKENS", None, minimum=16)
+if LLM_BASE_URL and not LLM_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"LLM_BASE_URL must start with http:// or https://, got {LLM_BASE_URL!r}"
+    )
+RETRIEVAL_BUDGET_TOKENS = _get("int", "RETRIEVAL_BUDGET_TOKENS", 32_000, minimum=256)
+CONTEXT_MARGIN_TOKENS = _get("int", "CONTEXT_MARGIN_TOKENS", 512, minimum=0)
+RETRIEVAL_MODE = _get("str", "RETRIEVAL_MODE", "hybrid")
+if RETRIEVAL_MODE not in {"dense", "lexical", "hybrid"}:
+    raise ImproperlyConfigured("RETRIEVAL_MODE must be dense, lexical or hybrid")
+RETRIEVAL_LEXICAL_WEIGHT = _get("float", "RETRIEVAL_LEXICAL_WEIGHT", 0.15, minimum=0)
+MAX_QUESTION_CHARS = _get("int", "MAX_QUESTION_CHARS", 8000, minimum=10)
+MAX_CHAT_IMAGE_BYTES = _get("int", "MAX_CHAT_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
+REWRITE_FOLLOWUPS = _get("bool", "REWRITE_FOLLOWUPS", True)

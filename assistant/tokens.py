@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 CONTEXT_WINDOW = 256_000  # tokens, Mistral API ministral-*-2512
+_LEFT_WINDOW = 65_536  # characters of a growing text run looked at when joining a new part
 MAX_IMAGE_SIZE = 1540  # pixels, longest side after downscaling
 IMAGE_TOKEN_PX = 28  # pixels per image token side (patch 14 x spatial merge 2)
 BOS_TOKENS = 1  # <s>, once per request
@@ -272,7 +273,7 @@ class ContentBuilder:
         self.base = self.counter.messages(history) if history else BOS_TOKENS  # tokens
         self.added: list[dict[str, Any]] = []
         self.tail = list(tail)
-        self._head: list[str | int] = []  # text runs (str) and images (token counts)
+        self._head: list[list[str] | int] = []  # text runs (pieces joined by "\n\n"), images
         tail_runs = _aggregate([[self._run(p) for p in self.tail]])
         self._tail: list[str | int] = [tail_runs] if isinstance(tail_runs, str) else tail_runs
         self._tail = [r for r in self._tail if r != ""]
@@ -291,21 +292,41 @@ class ContentBuilder:
         """Exact tokens that ``add(part)`` would add (may be 0 for an empty text)."""
         return self._cost(self._run(part))
 
-    def add(self, part: dict[str, Any]) -> int:
-        """Append ``part`` before the tail; returns the tokens it added."""
+    def add(self, part: dict[str, Any], cost: int | None = None) -> int:
+        """Append ``part`` before the tail; returns the tokens it added.
+
+        ``cost`` may pass in what :meth:`cost` just returned for this part, to skip counting
+        the same text twice; it must come from the builder's current state.
+        """
         run = self._run(part)
-        delta = self._cost(run)
+        delta = self._cost(run) if cost is None else cost
         self.added.append(part)
-        if isinstance(run, int) or not self._head or not isinstance(self._head[-1], str):
+        if isinstance(run, int) or not self._head or not isinstance(self._head[-1], list):
             if run != "":
-                self._head.append(run)
+                self._head.append([run] if isinstance(run, str) else run)
         elif run:
-            self._head[-1] += PART_SEPARATOR + run
+            self._head[-1].append(run)
         self.tokens += delta
         return delta
 
+    def _left(self) -> str | None:
+        """The trailing text run (its last _LEFT_WINDOW characters suffice to join exactly)."""
+        if not self._head or not isinstance(self._head[-1], list):
+            return None
+        pieces: list[str] = []
+        size = 0
+        for piece in reversed(self._head[-1]):
+            pieces.append(piece)
+            size += len(piece) + len(PART_SEPARATOR)
+            if size >= _LEFT_WINDOW:
+                break
+        left = PART_SEPARATOR.join(reversed(pieces))
+        if len(pieces) < len(self._head[-1]) and _tail_start(left) == 0:
+            left = PART_SEPARATOR.join(self._head[-1])  # no safe split in the window: use all
+        return left
+
     def _cost(self, run: str | int) -> int:
-        left = self._head[-1] if self._head and isinstance(self._head[-1], str) else None
+        left = self._left()
         right = self._tail[0] if self._tail and isinstance(self._tail[0], str) else None
         c, sep = self.counter, PART_SEPARATOR
         if isinstance(run, int):

@@ -144,3 +144,141 @@ def wait_for_document(document_id: int, statuses=("ready", "failed"), timeout: f
             return document
         time.sleep(0.2)
     raise AssertionError(f"document {document_id} stuck at {document.status}/{document.stage}")
+
+
+@pytest.fixture(scope="session")
+def llm_server_session():
+    from tests.llm_server import LLMServer
+
+    server = LLMServer(unknown_models=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_server(llm_server_session, settings):
+    """The stand-in Ministral server, wired into settings, fresh for each test."""
+    llm_server_session.reset()
+    settings.LLM_BASE_URL = llm_server_session.base_url
+    settings.LLM_API_KEY = "test-key"
+    settings.LLM_MODEL = "ministral-8b-2512"
+    settings.LLM_TIMEOUT_SECONDS = 5
+    settings.LLM_MAX_RETRIES = 2
+    return llm_server_session
+
+
+@pytest.fixture
+def ingest_text(tools):
+    """Put a document into a knowledge base through the real pipeline, synchronously."""
+    import io
+
+    from ingest.services import document_create, document_ingest
+
+    def run(kb, name: str, data: bytes | str):
+        if isinstance(data, str):
+            data = data.encode()
+        document = document_create(
+            kb=kb, filename=name, content=io.BytesIO(data), enqueue=False
+        ).document
+        result = document_ingest(document_id=document.pk, owner="test:1:1", tools=tools)
+        assert result is not None and result.status == "ready", result and result.error
+        return result
+
+    return run
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveApp:
+    def __init__(self, url: str, web: subprocess.Popen, worker: WorkerProcess, llm) -> None:
+        self.url, self.web, self.worker, self.llm = url, web, worker, llm
+
+
+@pytest.fixture
+def live_app(worker_factory, llm_server, tmp_path) -> Iterator[LiveApp]:
+    """The real app: uvicorn (ASGI) + an ingest worker, on the test database and LLM server."""
+    import urllib.request
+
+    env = subprocess_env(
+        LLM_BASE_URL=llm_server.base_url,
+        LLM_API_KEY="test-key",
+        LLM_MODEL="ministral-8b-2512",
+        LLM_TIMEOUT_SECONDS="10",
+    )
+    port = free_port()
+    log = open(tmp_path / "web.log", "w")  # noqa: SIM115
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "assistant.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=2)
+            break
+        except OSError:
+            if web.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    "web server did not start:\n" + (tmp_path / "web.log").read_text()
+                ) from None
+            time.sleep(0.2)
+    worker = WorkerProcess(env).start()
+    yield LiveApp(url, web, worker, llm_server)
+    worker.stop()
+    web.terminate()
+    web.wait(15)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail(
+            "Browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+        )
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
+    # tests make around it are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def staff_user(transactional_db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("staff", password="staff-pass-123", is_staff=True)

@@ -12,8 +12,8 @@ import tempfile
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="docent-test-"))
 os.environ.setdefault("LLM_BASE_URL", "")
 
-from assistant.settings import *  # noqa: E402, F403
-from assistant.settings import DATA_DIR, DATABASES  # noqa: E402
+from assistant.settings import *  # noqa: F403
+from assistant.settings import DATA_DIR, DATABASES
 
 # A file, not :memory:, so worker and server subprocesses see the same database.
 DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
@@ -22,3 +22,4 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+WHITENOISE_USE_FINDERS = True  # serve static files straight from static/ without collectstatic

@@ -203,3 +203,18 @@ def _join(units: list[_Unit]) -> str:
             parts.append("\n\n" if unit.new_block else " ")
         parts.append(unit.text.strip("\n") if unit.new_block else unit.text.strip())
     return "".join(parts).strip()
+
+
+def merge_chunk_texts(texts: list[str]) -> str:
+    """Join consecutive chunks of one page or passage, dropping the overlap each repeats."""
+    merged = texts[0] if texts else ""
+    for text in texts[1:]:
+        merged += _without_overlap(merged, text)
+    return merged
+
+
+def _without_overlap(before: str, after: str) -> str:
+    for size in range(min(len(before), len(after), 2000), 10, -1):
+        if before.endswith(after[:size]):
+            return after[size:]
+    return "\n\n" + after

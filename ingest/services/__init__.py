@@ -9,6 +9,7 @@ from .documents import (
     document_reindex,
     kb_delete,
     kb_get_or_create,
+    kb_update,
 )
 from .processing import IngestTools, document_ingest, ingest_limits, worker_identity
 from .recovery import ReconcileReport, documents_recover, kb_reconcile
@@ -26,5 +27,6 @@ __all__ = [
     "kb_delete",
     "kb_get_or_create",
     "kb_reconcile",
+    "kb_update",
     "worker_identity",
 ]

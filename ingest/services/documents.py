@@ -45,6 +45,23 @@ def kb_get_or_create(*, name: str) -> KnowledgeBase:
         return KnowledgeBase.objects.get(name__iexact=name)
 
 
+def kb_update(
+    *, kb: KnowledgeBase, name: str | None = None, description: str | None = None
+) -> KnowledgeBase:
+    """Rename or re-describe a knowledge base; its slug (and URLs) stay the same."""
+    if name is not None:
+        name = " ".join(name.split())[:100]
+        if not name:
+            raise ValueError("A knowledge base needs a name.")
+        if KnowledgeBase.objects.filter(name__iexact=name).exclude(pk=kb.pk).exists():
+            raise ValueError("A knowledge base with that name already exists.")
+        kb.name = name
+    if description is not None:
+        kb.description = description
+    kb.save()
+    return kb
+
+
 def document_create(
     *, kb: KnowledgeBase, filename: str, content: BinaryIO, enqueue: bool = True
 ) -> UploadResult:

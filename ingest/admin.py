@@ -1,0 +1,80 @@
+"""Django admin for knowledge bases and documents; every change goes through the services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from ingest.models import Asset, Chunk, Document, KnowledgeBase
+from ingest.services import document_delete, document_reindex, kb_delete
+from ingest.store import get_store
+
+
+@admin.register(KnowledgeBase)
+class KnowledgeBaseAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name"]
+    readonly_fields = ["uid", "created_at", "updated_at"]
+
+    def delete_model(self, request, obj) -> None:
+        kb_delete(kb=obj, store=get_store())
+
+    def delete_queryset(self, request, queryset) -> None:
+        for kb in queryset:
+            kb_delete(kb=kb, store=get_store())
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = [
+        "filename",
+        "kb",
+        "kind",
+        "status",
+        "stage",
+        "progress",
+        "page_count",
+        "chunk_count",
+        "created_at",
+    ]
+    list_filter = ["status", "kind", "kb"]
+    search_fields = ["filename", "error", "sha256"]
+    readonly_fields = [f.name for f in Document._meta.fields]
+    actions = ["reindex"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # uploads go through the documents page or the API, which validate them
+
+    @admin.action(description="Re-index selected documents")
+    def reindex(self, request, queryset) -> None:
+        for document in queryset.exclude(status__in=["queued", "processing"]):
+            document_reindex(document=document)
+        messages.success(request, "Queued for re-indexing.")
+
+    def delete_model(self, request, obj) -> None:
+        document_delete(document=obj, store=get_store())
+
+    def delete_queryset(self, request, queryset) -> None:
+        for document in queryset:
+            document_delete(document=document, store=get_store())
+
+
+@admin.register(Chunk)
+class ChunkAdmin(admin.ModelAdmin):
+    list_display = ["document", "ordinal", "page", "token_count"]
+    search_fields = ["text", "document__filename"]
+    readonly_fields = [f.name for f in Chunk._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # chunks belong to their document's index generation
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = ["document", "source", "page", "width", "height"]
+    readonly_fields = [f.name for f in Asset._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,206 @@
+"""JSON API for knowledge bases and documents (django-ninja): thin, every action a service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from ninja import File, Router, Schema
+from ninja.errors import HttpError
+from ninja.files import UploadedFile
+
+from ingest.models import Document, KnowledgeBase
+from ingest.pipeline.types import IngestError
+from ingest.services import (
+    document_create,
+    document_delete,
+    document_reindex,
+    kb_delete,
+    kb_get_or_create,
+)
+from ingest.store import get_store
+
+router = Router(tags=["documents"])
+
+
+class KnowledgeBaseOut(Schema):
+    name: str
+    slug: str
+    description: str
+    document_count: int
+    created_at: datetime
+
+
+class KnowledgeBaseIn(Schema):
+    name: str
+    description: str = ""
+
+
+class KnowledgeBasePatch(Schema):
+    name: str | None = None
+    description: str | None = None
+
+
+class DocumentOut(Schema):
+    id: int
+    kb: str
+    filename: str
+    kind: str
+    mime_type: str
+    size_bytes: int
+    sha256: str
+    page_count: int | None
+    status: str
+    stage: str
+    progress: int
+    error: str
+    chunk_count: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    url: str
+
+    @staticmethod
+    def resolve_kb(obj: Document) -> str:
+        return obj.kb.slug
+
+    @staticmethod
+    def resolve_url(obj: Document) -> str:
+        return f"/documents/{obj.pk}/"
+
+
+class UploadOut(Schema):
+    document: DocumentOut
+    created: bool
+
+
+class ChunkOut(Schema):
+    ordinal: int
+    page: int | None
+    heading: str
+    text: str
+    token_count: int
+
+
+def _kb_out(kb: KnowledgeBase) -> dict:
+    return {
+        "name": kb.name,
+        "slug": kb.slug,
+        "description": kb.description,
+        "document_count": kb.documents.count(),
+        "created_at": kb.created_at,
+    }
+
+
+def kb_for(request, slug: str) -> KnowledgeBase:
+    """The knowledge base, if this caller may use it (an API key is scoped to some)."""
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    scope = getattr(request, "kb_scope", None)
+    if scope is not None and kb.pk not in scope:
+        raise HttpError(404, "Not Found")
+    return kb
+
+
+def document_for(request, pk: int) -> Document:
+    document = get_object_or_404(Document.objects.select_related("kb"), pk=pk)
+    kb_for(request, document.kb.slug)
+    return document
+
+
+@router.get("/kbs", response=list[KnowledgeBaseOut], summary="List knowledge bases")
+def kb_list(request):
+    kbs = KnowledgeBase.objects.all()
+    scope = getattr(request, "kb_scope", None)
+    if scope is not None:
+        kbs = kbs.filter(pk__in=scope)
+    return [_kb_out(kb) for kb in kbs]
+
+
+@router.post("/kbs", response={201: KnowledgeBaseOut}, summary="Create a knowledge base")
+def kb_create(request, payload: KnowledgeBaseIn):
+    if getattr(request, "kb_scope", None) is not None:
+        raise HttpError(403, "API keys scoped to knowledge bases cannot create new ones.")
+    if KnowledgeBase.objects.filter(name__iexact=" ".join(payload.name.split())).exists():
+        raise HttpError(409, "A knowledge base with that name already exists.")
+    try:
+        kb = kb_get_or_create(name=payload.name)
+    except ValueError as exc:
+        raise HttpError(422, str(exc)) from exc
+    if payload.description:
+        kb.description = payload.description
+        kb.save(update_fields=["description"])
+    return 201, _kb_out(kb)
+
+
+@router.get("/kbs/{slug}", response=KnowledgeBaseOut, summary="One knowledge base")
+def kb_detail(request, slug: str):
+    return _kb_out(kb_for(request, slug))
+
+
+@router.patch("/kbs/{slug}", response=KnowledgeBaseOut, summary="Rename or describe")
+def kb_update(request, slug: str, payload: KnowledgeBasePatch):
+    from ingest.services import kb_update as update
+
+    kb = kb_for(request, slug)
+    try:
+        kb = update(kb=kb, name=payload.name, description=payload.description)
+    except ValueError as exc:
+        raise HttpError(409, str(exc)) from exc
+    return _kb_out(kb)
+
+
+@router.delete("/kbs/{slug}", response={204: None}, summary="Delete with all documents")
+def kb_remove(request, slug: str):
+    kb_delete(kb=kb_for(request, slug), store=get_store())
+    return 204, None
+
+
+@router.get("/kbs/{slug}/documents", response=list[DocumentOut], summary="List documents")
+def document_list(
+    request, slug: str, status: str = "", q: str = "", limit: int = 200, offset: int = 0
+):
+    documents = Document.objects.filter(kb=kb_for(request, slug)).select_related("kb")
+    if status:
+        documents = documents.filter(status=status)
+    if q:
+        documents = documents.filter(Q(filename__icontains=q) | Q(error__icontains=q))
+    limit = max(1, min(limit, 1000))
+    return list(documents[max(0, offset) : max(0, offset) + limit])
+
+
+@router.post("/kbs/{slug}/documents", response={201: list[UploadOut]}, summary="Upload files")
+def document_upload(request, slug: str, files: list[UploadedFile] = File(...)):  # noqa: B008
+    kb = kb_for(request, slug)
+    results = []
+    for upload in files:
+        result = document_create(kb=kb, filename=upload.name or "upload", content=upload)
+        results.append({"document": result.document, "created": result.created})
+    return 201, results
+
+
+@router.get("/documents/{pk}", response=DocumentOut, summary="Document status")
+def document_detail(request, pk: int):
+    return document_for(request, pk)
+
+
+@router.delete("/documents/{pk}", response={204: None}, summary="Delete a document")
+def document_remove(request, pk: int):
+    document_delete(document=document_for(request, pk), store=get_store())
+    return 204, None
+
+
+@router.post("/documents/{pk}/reindex", response={202: DocumentOut}, summary="Re-index / retry")
+def document_retry(request, pk: int):
+    document = document_for(request, pk)
+    if document.status in {"queued", "processing"}:
+        raise HttpError(409, "The document is already queued or being processed.")
+    try:
+        return 202, document_reindex(document=document)
+    except IngestError as exc:
+        raise HttpError(409, str(exc)) from exc
+
+
+@router.get("/documents/{pk}/chunks", response=list[ChunkOut], summary="A document's chunks")
+def document_chunks(request, pk: int):
+    return list(document_for(request, pk).chunks.order_by("ordinal"))
