@@ -115,7 +115,7 @@ def test_text_only_model_gets_ocr_text_instead_of_pixels(kb, ingest_text, llm_se
         kb, "dialog.png", factories.text_image(["Backup failed: disk quota exceeded (code Q-17)"])
     )
     shot = screenshot_prepare(data=factories.text_image(["Sync stopped: token expired"]))
-    events, reply = ask(kb, "What is wrong?", screenshots=[shot])
+    _events, reply = ask(kb, "What is wrong?", screenshots=[shot])
     assert reply.status == "complete"
     (request,) = llm_server.chat_requests
     assert request.n_images == 0 and request.model == "ministral-8b-2410"
@@ -151,7 +151,7 @@ def test_long_history_is_trimmed_to_fit_and_still_exact(kb, ingest_text, llm_ser
         Message.objects.create(
             conversation=conversation, role="assistant", content=f"a{n} " + "ipsum " * 400
         )
-    events, reply = ask(kb, "What does E-42 mean?", conversation=conversation)
+    _events, reply = ask(kb, "What does E-42 mean?", conversation=conversation)
     (request,) = llm_server.chat_requests
     assert reply.status == "complete"
     assert request.prompt_tokens + request.body["max_tokens"] <= 32_768
@@ -236,7 +236,7 @@ def test_mid_stream_failure_keeps_what_was_said(kb, ingest_text, llm_server, fau
 def test_without_a_model_chat_answers_with_labelled_passages(kb, ingest_text, settings):
     settings.LLM_BASE_URL = ""
     ingest_text(kb, "printer.md", MANUAL)
-    events, reply = ask(kb, "What does error E-42 mean?")
+    _events, reply = ask(kb, "What does error E-42 mean?")
     assert reply.retrieval_only and reply.status == "complete"
     assert reply.content.startswith("**Retrieval only:**")
     assert "E-42" in reply.content and "[1]" in reply.content

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ingest.pipeline.chunk import chunk_pages
@@ -61,7 +63,7 @@ def test_split_passages_overlap(count):
         [PageText(1, " ".join(sentences))], count_tokens=count, max_tokens=100, overlap_tokens=30
     )
     assert len(drafts) >= 3
-    for before, after in zip(drafts, drafts[1:]):
+    for before, after in itertools.pairwise(drafts):
         last_sentence = before.text.rsplit(". ", 1)[-1]
         assert last_sentence in after.text  # the tail of one chunk opens the next
 

@@ -63,7 +63,7 @@ def test_scanned_pdf_pages_are_ocrd_and_kept_as_images(tmp_path):
 
 def test_truncated_pdf_fails_clearly(tmp_path):
     data = factories.text_pdf(["x" * 2000] * 3)
-    with pytest.raises(IngestError, match="damaged or truncated|no pages"):
+    with pytest.raises(IngestError, match=r"damaged or truncated|no pages"):
         run(tmp_path, data[:400], "pdf")
 
 
