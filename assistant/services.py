@@ -270,7 +270,19 @@ def _answer_events(
         if user_message.image_text:
             query += "\n" + user_message.image_text[:1000]
         reply.retrieval_query = query
-        packed = _retrieve_and_pack(kb, query, question, history, screenshots, info, tools)
+        max_output = (tools.llm.config.max_tokens if tools.llm else None) or (
+            info.default_max_tokens if info else 0
+        )
+        packed = context_pack(
+            kb=kb,
+            query=query,
+            question=question,
+            history=history,
+            screenshots=screenshots,
+            info=info,
+            tools=tools,
+            max_output_tokens=max_output,
+        )
         reply.sources = [_source_json(s) for s in packed.sources]
         reply.prompt_tokens = packed.prompt_tokens
         reply.save(update_fields=["retrieval_query", "sources", "prompt_tokens"])
@@ -308,20 +320,25 @@ def _answer_events(
     )
 
 
-def _retrieve_and_pack(
+def context_pack(
+    *,
     kb: KnowledgeBase,
     query: str,
     question: str,
-    history: list[Turn],
+    history: Sequence[Turn],
     screenshots: Sequence[Screenshot],
     info: ModelInfo | None,
     tools: ChatTools,
+    max_output_tokens: int,
+    retrieval_budget: int | None = None,
+    mode: str | None = None,
 ) -> PackedRequest:
+    """Retrieve for `query` and pack the request for `question`: chat's exact path."""
     config = RetrievalConfig(
-        mode=settings.RETRIEVAL_MODE, lexical_weight=settings.RETRIEVAL_LEXICAL_WEIGHT
+        mode=mode or settings.RETRIEVAL_MODE, lexical_weight=settings.RETRIEVAL_LEXICAL_WEIGHT
     )
     hits = retrieve(
-        kb=kb, query=query, embedder=tools.embedder, store=tools.store, limit=60, config=config
+        kb=kb, query=query, embedder=tools.embedder, store=tools.store, limit=100, config=config
     )
     passages = passages_from_hits(hits)
     passage_images: dict[int, ImageInput] = {}
@@ -331,14 +348,11 @@ def _retrieve_and_pack(
             image = _asset_image(asset) if asset is not None else None
             if image is not None:
                 passage_images[index] = image
-    max_output = (tools.llm.config.max_tokens if tools.llm else None) or (
-        info.default_max_tokens if info else 0
-    )
     budget = Budget(
         context_window=info.context_window if info else RETRIEVAL_ONLY_CONTEXT,
-        max_output_tokens=max_output,
+        max_output_tokens=max_output_tokens,
         margin=settings.CONTEXT_MARGIN_TOKENS,
-        retrieval=settings.RETRIEVAL_BUDGET_TOKENS,
+        retrieval=retrieval_budget or settings.RETRIEVAL_BUDGET_TOKENS,
     )
     return pack_context(
         system_prompt=default_system_prompt(kb),

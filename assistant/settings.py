@@ -112,6 +112,11 @@ try:
     DATABASES = {"default": env.db_url("DATABASE_URL", default=_default_db)}
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+_engine = DATABASES["default"].get("ENGINE", "")
+if _engine not in {"django.db.backends.sqlite3", "django.db.backends.postgresql"}:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a valid database URL: use sqlite:/// or postgres:// (got {_engine!r})"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and CLI share one file: WAL lets readers run beside the one writer, and
     # IMMEDIATE transactions queue writers on busy_timeout instead of failing on upgrade.
@@ -166,7 +171,6 @@ INGEST_MAX_ATTEMPTS = _get("int", "INGEST_MAX_ATTEMPTS", 3, minimum=1)
 WORKER_LEASE_SECONDS = _get("float", "WORKER_LEASE_SECONDS", 60.0, minimum=1)
 OCR_ENABLED = _get("bool", "OCR_ENABLED", True)
 OCR_MIN_TEXT_HEIGHT_PX = _get("int", "OCR_MIN_TEXT_HEIGHT_PX", 32, minimum=1)
-PDF_OCR_DPI = _get("int", "PDF_OCR_DPI", 200, minimum=50)
 CHUNK_MAX_TOKENS = _get("int", "CHUNK_MAX_TOKENS", 200, minimum=16)
 CHUNK_OVERLAP_TOKENS = _get("int", "CHUNK_OVERLAP_TOKENS", 40, minimum=0)
 if CHUNK_OVERLAP_TOKENS >= CHUNK_MAX_TOKENS:

@@ -235,14 +235,16 @@ def big_image(engine: ocr.OcrEngine) -> None:
             canvas.paste(img, (x, 40))
             truths.append(truth)
             x += img.width + 3 * size
-        start = time.perf_counter()
-        result = ocr.ocr_image(canvas, engine=engine)
-        elapsed = time.perf_counter() - start
         truth = "\n".join(truths)
-        print(
-            f"{width}x{height}, {size} px font: {elapsed:.2f} s, scale {result.scale:.2f}, "
-            f"{len(result.lines)} lines, word accuracy {word_accuracy(truth, result.text):.3f}"
-        )
+        for upscale in (False, True):
+            start = time.perf_counter()
+            result = ocr.ocr_image(canvas, engine=engine, upscale=upscale)
+            elapsed = time.perf_counter() - start
+            print(
+                f"{width}x{height}, {size} px font, upscale={upscale!s:5}: {elapsed:5.2f} s, "
+                f"scale {result.scale:.2f}, {len(result.lines)} lines, "
+                f"word accuracy {word_accuracy(truth, result.text):.3f}"
+            )
 
 
 if __name__ == "__main__":

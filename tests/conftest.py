@@ -201,19 +201,20 @@ class LiveApp:
         self.url, self.web, self.worker, self.llm = url, web, worker, llm
 
 
-@pytest.fixture
-def live_app(worker_factory, llm_server, tmp_path) -> Iterator[LiveApp]:
-    """The real app: uvicorn (ASGI) + an ingest worker, on the test database and LLM server."""
+@pytest.fixture(scope="module")
+def live_app_module(django_db_setup, django_db_blocker, llm_server_session, tmp_path_factory):
+    """The real app for one test module: uvicorn (ASGI) and an ingest worker on the test DB."""
     import urllib.request
 
     env = subprocess_env(
-        LLM_BASE_URL=llm_server.base_url,
+        LLM_BASE_URL=llm_server_session.base_url,
         LLM_API_KEY="test-key",
         LLM_MODEL="ministral-8b-2512",
         LLM_TIMEOUT_SECONDS="10",
     )
+    log_path = tmp_path_factory.mktemp("web") / "web.log"
     port = free_port()
-    log = open(tmp_path / "web.log", "w")  # noqa: SIM115
+    log = open(log_path, "w")  # noqa: SIM115
     web = subprocess.Popen(
         [
             sys.executable,
@@ -238,16 +239,19 @@ def live_app(worker_factory, llm_server, tmp_path) -> Iterator[LiveApp]:
             break
         except OSError:
             if web.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "web server did not start:\n" + (tmp_path / "web.log").read_text()
-                ) from None
+                raise AssertionError("web server did not start:\n" + log_path.read_text()) from None
             time.sleep(0.2)
     worker = WorkerProcess(env).start()
-    yield LiveApp(url, web, worker, llm_server)
+    yield LiveApp(url, web, worker, llm_server_session)
     worker.stop()
     web.terminate()
     web.wait(15)
     log.close()
+
+
+@pytest.fixture
+def live_app(live_app_module, transactional_db, llm_server) -> LiveApp:
+    return live_app_module
 
 
 @pytest.fixture(scope="session")
@@ -282,3 +286,21 @@ def staff_user(transactional_db):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_user("staff", password="staff-pass-123", is_staff=True)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Remove the throwaway DATA_DIR this run created (never a directory the user chose)."""
+    import shutil
+
+    from ingest.chromaserver import release_local_server
+
+    data_dir = Path(settings.DATA_DIR)
+    if data_dir.name.startswith("docent-test-") and data_dir.parent == Path(tempfile_root()):
+        release_local_server()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

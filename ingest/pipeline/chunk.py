@@ -37,19 +37,35 @@ def chunk_pages(
     overlap_tokens: int,
 ) -> list[ChunkDraft]:
     """Split pages into ChunkDrafts of at most max_tokens word pieces (heading included)."""
-    drafts: list[ChunkDraft] = []
-    trail: list[tuple[int, str]] = []
-    for page in pages:
-        blocks = _blocks(page.text)
+    chunker = Chunker(
+        count_tokens=count_tokens, max_tokens=max_tokens, overlap_tokens=overlap_tokens
+    )
+    return [draft for page in pages for draft in chunker.feed(page)]
+
+
+class Chunker:
+    """Chunks pages one at a time, carrying the heading trail from page to page."""
+
+    def __init__(self, *, count_tokens: CountTokens, max_tokens: int, overlap_tokens: int) -> None:
+        self.count_tokens = count_tokens
+        self.max_tokens = max_tokens
+        self.overlap_tokens = overlap_tokens
+        self.trail: list[tuple[int, str]] = []
+        self.next_ordinal = 0
+
+    def feed(self, page: PageText) -> list[ChunkDraft]:
         units: list[_Unit] = []
-        for level, text in blocks:
+        for level, text in _blocks(page.text):
             if level:
-                trail = [(lv, t) for lv, t in trail if lv < level] + [(level, text)]
+                self.trail = [(lv, t) for lv, t in self.trail if lv < level] + [(level, text)]
                 continue
-            heading = " > ".join(t for _, t in trail)
-            units.extend(_units(text, heading, count_tokens, max_tokens))
-        drafts.extend(_pack(units, page, count_tokens, max_tokens, overlap_tokens, len(drafts)))
-    return drafts
+            heading = " > ".join(t for _, t in self.trail)
+            units.extend(_units(text, heading, self.count_tokens, self.max_tokens))
+        drafts = _pack(
+            units, page, self.count_tokens, self.max_tokens, self.overlap_tokens, self.next_ordinal
+        )
+        self.next_ordinal += len(drafts)
+        return drafts
 
 
 def _blocks(text: str) -> list[tuple[int, str]]:

@@ -21,13 +21,24 @@ from .images import ImageTooLarge, normalise_for_model, open_image
 from .types import Extraction, ImageData, IngestError, Limits, PageText, Progress
 
 ProgressFn = Callable[[Progress], None]
+PageFn = Callable[[PageText, tuple[ImageData, ...]], None]
 _SCAN_TEXT_CHARS = 16  # a page with fewer visible characters than this has no text layer
 
 
 def extract(
-    data: bytes, *, kind: str, filename: str, limits: Limits, on_progress: ProgressFn
+    data: bytes,
+    *,
+    kind: str,
+    filename: str,
+    limits: Limits,
+    on_progress: ProgressFn,
+    on_page: PageFn | None = None,
 ) -> Extraction:
-    """Dispatch on the detected kind; the result's text is capped by limits.max_extracted_chars."""
+    """Dispatch on the detected kind; the result's text is capped by limits.max_extracted_chars.
+
+    on_page, if given, receives each page (with the images first seen on it) as soon as
+    it is ready, so a caller can chunk and embed early pages while later ones are read.
+    """
     handler = {
         "pdf": _extract_pdf,
         "image": _extract_image,
@@ -38,24 +49,43 @@ def extract(
     }.get(kind)
     if handler is None:
         raise IngestError(f"Docent has no extractor for {kind!r} documents.")
+    if kind == "pdf":
+        return _extract_pdf(
+            data, kind=kind, limits=limits, on_progress=on_progress, on_page=on_page
+        )
     result = handler(data, kind=kind, limits=limits, on_progress=on_progress)
-    total = sum(len(p.text) for p in result.pages)
-    if total > limits.max_extracted_chars:
+    _check_size(sum(len(p.text) for p in result.pages), limits)
+    if on_page is not None:
+        for page in result.pages:
+            on_page(page, result.images if page is result.pages[0] else ())
+    return result
+
+
+def _check_size(chars: int, limits: Limits) -> None:
+    if chars > limits.max_extracted_chars:
         raise IngestError(
-            f"The document holds {total:,} characters of text; the limit is "
+            f"The document holds {chars:,} characters of text; the limit is "
             f"{limits.max_extracted_chars:,} (MAX_EXTRACTED_CHARS)."
         )
-    return result
 
 
 # --- PDF ------------------------------------------------------------------------------------
 
 
-def _extract_pdf(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:
+def _extract_pdf(
+    data: bytes,
+    *,
+    kind: str,
+    limits: Limits,
+    on_progress: ProgressFn,
+    on_page: PageFn | None = None,
+) -> Extraction:
     reader, page_list, notes = _open_pdf(data, limits)
+    chars = 0
     page_total = len(page_list)
     pages: list[PageText] = []
     images: list[ImageData] = []
+    sent_images = 0
     engine = None
     for index, page in enumerate(page_list):
         number = index + 1
@@ -86,7 +116,13 @@ def _extract_pdf(data: bytes, *, kind: str, limits: Limits, on_progress: Progres
             if asset is not None:
                 images.append(asset)
                 image_index = len(images) - 1 if is_scan else image_index
-        pages.append(PageText(number, text.strip(), ocr=is_scan, image_index=image_index))
+        page_text = PageText(number, text.strip(), ocr=is_scan, image_index=image_index)
+        pages.append(page_text)
+        chars += len(page_text.text)
+        _check_size(chars, limits)
+        if on_page is not None:
+            on_page(page_text, tuple(images[sent_images:]))
+            sent_images = len(images)
     on_progress(Progress("extracting", page_total, page_total))
     title = ""
     with contextlib.suppress(Exception):  # a broken info dictionary only costs the title

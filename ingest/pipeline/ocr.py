@@ -1,26 +1,28 @@
 """OCR for images; the only module that talks to the OCR engine (RapidOCR, PP-OCRv4 ONNX).
 
-Pipeline, all sizes in pixels:
+Pipeline (all sizes in pixels):
 
-1. Normalise any PIL image to RGB: first frame of animations, alpha flattened onto white,
-   16/32-bit and float images contrast-stretched to 8 bits.
-2. Detect text lines. The detector sees at most ``DET_MAX_SIDE`` px on the longest side.
-   When the median detected line is shorter than ``min_text_height_px``, detection is
-   repeated on a LANCZOS-upscaled copy (the detector's own upscale is plain bilinear).
-3. Cut every line from the ORIGINAL pixels with a little padding and resample it to the
-   recogniser's 48 px input height, so thumbnails and huge scans alike reach the
-   recogniser at its native size.
-4. Decode the CTC output here rather than in RapidOCR: the Chinese PP-OCRv4 model seldom
-   makes "space" the most likely class, but the probability of a space between two words
-   still rises clearly, so a low threshold on it restores the gaps between English words.
-5. Group boxes into visual lines and read them top-to-bottom, left-to-right.
+1. Normalise any PIL image to RGB: first frame of animations, transparency flattened onto
+   white, 16/32-bit and float images contrast-stretched to 8 bits.
+2. Detect text lines on a copy at most ``DET_PROBE_SIDE`` px long. When the median line
+   is shorter than ``min_text_height_px``, detect again on a copy scaled (LANCZOS) to
+   bring it to that height: at most ``MAX_UPSCALE`` times, ``DET_MAX_SIDE`` px long and
+   ``DET_MAX_PIXELS`` large, so detection time stays bounded.
+3. Cut each line from the ORIGINAL pixels, hugging its ink with a fixed margin, and
+   resample it to the recogniser's 48 px input height: thumbnails get upscaled, huge
+   scans downscaled, and the text always fills the same share of the recogniser input.
+4. Decode the recogniser's CTC output here: the Chinese PP-OCRv4 model rarely makes
+   "space" the most likely class between English words, but its probability still rises
+   there, so a low threshold on it puts the spaces back.
+5. Merge boxes that share a visual line; read top-to-bottom, left-to-right.
 
-See ``bench/OCR.md`` for the measurements behind each constant.
+bench/ocr_upscale.py measures each step; bench/OCR.md has the numbers.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,10 +39,15 @@ if TYPE_CHECKING:
 else:
     OcrEngine = Any
 
-DET_MAX_SIDE = 2000  # detector input cap (px); detection time grows with its area
+DET_PROBE_SIDE = 2000  # first detection pass: longest side cap (px), RapidOCR's default
+DET_PROBE_MIN_SIDE = 960  # ... and small images are upscaled to this longest side (px)
+DET_MAX_SIDE = 4000  # upscaled detection pass: longest side cap (px) ...
+DET_MAX_PIXELS = 5_000_000  # ... and area cap (px); detection time grows with the area
 MAX_UPSCALE = 4.0  # beyond this, upscaling only invents pixels
 MIN_RESCALE_GAIN = 1.15  # a second detection pass must grow the text at least this much
-CROP_PAD = 0.15  # padding around each line crop, as a share of the line height
+CROP_PAD = 0.35  # margin around a line's ink, as a share of the ink height
+INK_SHARE = 0.4  # a pixel is ink when it differs from the background by this share ...
+MIN_INK_CONTRAST = 24.0  # ... of the line's strongest contrast, itself at least this (0-255)
 SPACE_PROB = 0.05  # space-class probability that counts as a gap between two words
 MIN_LINE_CONFIDENCE = 0.5  # RapidOCR's own text_score default
 REC_HEIGHT = 48  # recogniser input height (px), fixed by the PP-OCRv4 model
@@ -49,7 +56,9 @@ REC_BATCH = 8
 # Bilinear, not LANCZOS/BICUBIC: the model was trained on bilinear resizes and the sharper
 # filters' ringing cost accuracy on small text (bench/ocr_upscale.py --resample).
 CROP_RESAMPLE = Image.Resampling.BILINEAR
-MAX_THREADS = 4
+MAX_THREADS = 4  # onnxruntime intra-op threads; these small models gain little beyond
+
+Segment = tuple[tuple[int, int, int, int], str, float]  # (x0, y0, x1, y1) px, text, confidence
 
 
 @dataclass(frozen=True)
@@ -75,14 +84,12 @@ class OcrResult:
     scale: float
 
 
-EMPTY_SCALE = 1.0
-
-
 def load_engine() -> OcrEngine:
     """Build a RapidOCR engine from the ONNX models bundled in the wheel (no downloads).
 
-    Takes a few hundred milliseconds; callers cache the result (or use ``get_engine``).
-    The engine is safe to share between threads as ``ocr_image`` uses it.
+    Loading the models takes well under a second; callers keep the engine (or use
+    ``get_engine``). ``ocr_image`` passes no per-call options, which RapidOCR would store
+    on the engine, so one engine can serve several threads.
     """
     from rapidocr_onnxruntime import RapidOCR
 
@@ -91,6 +98,10 @@ def load_engine() -> OcrEngine:
     engine = RapidOCR(
         use_cls=False,  # the 180-degree classifier flipped upright screenshot lines
         max_side_len=DET_MAX_SIDE,
+        # We size the detector input ourselves. RapidOCR's default instead stretches the
+        # SHORT side to 736 px, which turns a 520x60 one-line image into 6400x736.
+        det_limit_type="max",
+        det_limit_side_len=DET_MAX_SIDE,
         intra_op_num_threads=threads,
         inter_op_num_threads=1,
         print_verbose=False,
@@ -115,32 +126,41 @@ def ocr_image(
 ) -> OcrResult:
     """Recognise the text in ``image``; an image without text gives ``text == ""``.
 
-    ``min_text_height_px``: detected lines shorter than this (median, px) trigger a second
-    detection pass on an upscaled copy, capped at ``MAX_UPSCALE`` and ``DET_MAX_SIDE``.
-    ``upscale=False`` and ``fix_spaces=False`` reproduce stock RapidOCR behaviour (tight
-    native-resolution crops, argmax decoding) for benchmarks and tests.
+    ``min_text_height_px``: when the median detected line is shorter than this (px, in
+    the original image), detection is repeated on a copy scaled to bring it to this
+    height, within the caps above.
+    ``upscale=False`` keeps stock RapidOCR geometry (one detection pass, crops exactly the
+    detector boxes); ``fix_spaces=False`` keeps its argmax decoding. Both exist for the
+    benchmark and tests.
     """
     rgb = to_rgb(image)
     width, height = rgb.size
     if min(width, height) < 2:
-        return OcrResult("", (), 0.0, EMPTY_SCALE)
+        return OcrResult("", (), 0.0, 1.0)
 
-    scale = min(1.0, DET_MAX_SIDE / max(width, height))
+    longest = max(width, height)
+    scale = min(max(1.0, DET_PROBE_MIN_SIDE / longest), DET_PROBE_SIDE / longest)
     quads = _detect(engine, rgb, scale)
     if upscale and quads:
         line_height = float(np.median([q[:, 1].max() - q[:, 1].min() for q in quads]))
-        target = min(min_text_height_px / max(line_height, 1.0), MAX_UPSCALE)
-        target = min(target, DET_MAX_SIDE / max(width, height))
-        if target >= scale * MIN_RESCALE_GAIN:
+        target = min(
+            min_text_height_px / max(line_height, 1.0),
+            MAX_UPSCALE,
+            DET_MAX_SIDE / longest,
+            math.sqrt(DET_MAX_PIXELS / (width * height)),
+        )
+        # Text already this tall is fine even if the probe shrank a big image.
+        if line_height < min_text_height_px and target >= scale * MIN_RESCALE_GAIN:
             scale = target
             quads = _detect(engine, rgb, scale)
     if not quads:
         return OcrResult("", (), 0.0, scale)
 
     pad = CROP_PAD if upscale else 0.0
-    crops = [_line_crop(rgb, quad, pad) for quad in quads]
+    gray = np.asarray(rgb.convert("L"))
+    crops = [_line_crop(rgb, gray, quad, pad) for quad in quads]
     recognised = _recognise(engine, crops, fix_spaces=fix_spaces)
-    segments = [
+    segments: list[Segment] = [
         (_bbox(quad, width, height), text, conf)
         for quad, (text, conf) in zip(quads, recognised, strict=True)
         if text.strip() and conf >= MIN_LINE_CONFIDENCE
@@ -162,7 +182,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         # convert("L") would clip everything above 255, i.e. most of a 16-bit image.
         values = np.asarray(frame, dtype=np.float64)
         low, high = float(values.min()), float(values.max())
-        stretched = (values - low) * (255.0 / (high - low)) if high > low else values * 0
+        stretched = (values - low) * (255.0 / (high - low)) if high > low else 0 * values
         frame = Image.fromarray(stretched.astype(np.uint8), "L")
     if frame.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in frame.info:
         rgba = frame.convert("RGBA")
@@ -183,19 +203,50 @@ def _detect(engine: OcrEngine, rgb: Image.Image, scale: float) -> list[np.ndarra
     return [np.asarray(box, dtype=np.float64).reshape(4, 2) / scale for box in boxes or []]
 
 
-def _line_crop(rgb: Image.Image, quad: np.ndarray, pad: float) -> Image.Image:
-    """Axis-aligned crop of one line, resampled to the recogniser height (48 px).
+def _line_crop(rgb: Image.Image, gray: np.ndarray, quad: np.ndarray, pad: float) -> Image.Image:
+    """Crop one line and resample it to the recogniser height (48 px).
 
-    The crop box stays fractional: rounding it to whole pixels would add up to 40 %
-    padding to the 4 px lines of a thumbnail.
+    With ``pad`` the crop hugs the ink found inside the detector box plus ``pad`` times
+    the ink height: detector boxes around small text are loose (16 px for an 8 px font),
+    and the recogniser is sensitive to how much of its 48 px the text fills. ``pad=0``
+    crops the bare detector box, as RapidOCR does. The box stays fractional; whole pixels
+    would add up to 40 % padding to a thumbnail's 4 px text. Lines are taken as
+    horizontal (screenshots, scans); a rotated line gets its bounding box.
     """
     (x0, y0), (x1, y1) = quad.min(axis=0), quad.max(axis=0)
+    if pad:
+        ink = _ink_rows(gray, x0, y0, x1, y1)
+        if ink is not None:
+            y0, y1 = ink
     margin = pad * (y1 - y0)
     x0, y0 = max(0.0, x0 - margin), max(0.0, y0 - margin)
     x1, y1 = min(float(rgb.width), x1 + margin), min(float(rgb.height), y1 + margin)
     x1, y1 = max(x1, x0 + 1.0), max(y1, y0 + 1.0)
     width = max(1, round((x1 - x0) * REC_HEIGHT / (y1 - y0)))
     return rgb.resize((width, REC_HEIGHT), CROP_RESAMPLE, box=(x0, y0, x1, y1))
+
+
+def _ink_rows(
+    gray: np.ndarray, x0: float, y0: float, x1: float, y1: float
+) -> tuple[float, float] | None:
+    """Top and bottom (px) of the text ink inside a detector box, or None if unclear."""
+    top, left = max(0, math.floor(y0)), max(0, math.floor(x0))
+    region = gray[top : math.ceil(y1), left : math.ceil(x1)].astype(np.float32)
+    if region.size == 0:
+        return None
+    contrast = np.abs(region - np.median(region))
+    strongest = float(contrast.max())
+    if strongest < MIN_INK_CONTRAST:
+        return None
+    rows = np.flatnonzero((contrast > INK_SHARE * strongest).any(axis=1))
+    # Keep the run of ink rows with the most ink; stray rows at the edges are the
+    # descenders/ascenders of neighbouring lines that the loose box reached into.
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) > max(1, 0.15 * len(region))) + 1)
+    mass = [contrast[run].sum() for run in runs]
+    run = runs[int(np.argmax(mass))]
+    if run[-1] - run[0] + 1 < 2:
+        return None
+    return top + float(run[0]), top + float(run[-1]) + 1.0
 
 
 def _recogniser(engine: OcrEngine) -> tuple[Any, list[str], int]:
@@ -241,9 +292,9 @@ def _decode(
     emitted[1:] &= best[1:] != best[:-1]
     frames = np.flatnonzero(emitted & (best != space))
     pieces: list[str] = []
-    for prev, frame in zip([None, *frames[:-1]], frames, strict=True):
-        if prev is not None:
-            between = slice(prev + 1, frame)
+    for n, frame in enumerate(frames):
+        if n:
+            between = slice(frames[n - 1] + 1, frame)
             if fix_spaces:
                 gap = probs[between, space].max(initial=0.0) >= SPACE_PROB
             else:
@@ -256,45 +307,44 @@ def _decode(
 
 
 def _bbox(quad: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
-    x0, y0 = np.floor(quad.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
-    return (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
+    (x0, y0), (x1, y1) = np.floor(quad.min(axis=0)), np.ceil(quad.max(axis=0))
+    return max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1))
 
 
-def _reading_order(
-    segments: list[tuple[tuple[int, int, int, int], str, float]],
-) -> list[OcrLine]:
+def _reading_order(segments: list[Segment]) -> list[OcrLine]:
     """Merge segments that share a visual line; lines top-to-bottom, segments left-to-right.
 
-    Two segments share a line when they overlap vertically by more than half the shorter
-    one's height, which keeps label/value pairs together but not adjacent text rows.
+    A segment joins the row it overlaps most vertically, if that is more than half the
+    shorter height: label/value pairs stay together, adjacent text rows do not.
     """
-    rows: list[list[tuple[tuple[int, int, int, int], str, float]]] = []
-    for seg in sorted(segments, key=lambda s: (s[0][1] + s[0][3]) / 2):
-        (_, top, _, bottom) = seg[0]
-        for row in rows:
-            row_top = sum(s[0][1] for s in row) / len(row)
-            row_bottom = sum(s[0][3] for s in row) / len(row)
-            overlap = min(bottom, row_bottom) - max(top, row_top)
-            if overlap > 0.5 * min(bottom - top, row_bottom - row_top):
-                row.append(seg)
-                break
-        else:
+    rows: list[list[Segment]] = []
+    bands: list[list[float]] = []  # per row: sum of segment tops, sum of bottoms (px)
+    for seg in sorted(segments, key=lambda s: s[0][1] + s[0][3]):
+        top, bottom = seg[0][1], seg[0][3]
+        best, best_overlap = -1, 0.5
+        for i, (tops, bottoms) in enumerate(bands):
+            row_top, row_bottom = tops / len(rows[i]), bottoms / len(rows[i])
+            shorter = max(1.0, min(bottom - top, row_bottom - row_top))
+            overlap = (min(bottom, row_bottom) - max(top, row_top)) / shorter
+            if overlap > best_overlap:
+                best, best_overlap = i, overlap
+        if best < 0:
             rows.append([seg])
+            bands.append([top, bottom])
+        else:
+            rows[best].append(seg)
+            bands[best][0] += top
+            bands[best][1] += bottom
     lines = []
     for row in sorted(rows, key=lambda r: min(s[0][1] for s in r)):
         row.sort(key=lambda s: s[0][0])
-        chars = [max(1, len(s[1])) for s in row]
+        x0s, y0s, x1s, y1s = zip(*(s[0] for s in row), strict=True)
+        weights = [len(s[1]) for s in row]
         lines.append(
             OcrLine(
                 text=" ".join(s[1] for s in row),
-                confidence=float(np.average([s[2] for s in row], weights=chars)),
-                box=(
-                    min(s[0][0] for s in row),
-                    min(s[0][1] for s in row),
-                    max(s[0][2] for s in row),
-                    max(s[0][3] for s in row),
-                ),
+                confidence=float(np.average([s[2] for s in row], weights=weights)),
+                box=(min(x0s), min(y0s), max(x1s), max(y1s)),
             )
         )
     return lines

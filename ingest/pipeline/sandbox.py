@@ -3,20 +3,35 @@
 pypdf, Pillow and OCR are fed untrusted bytes. A looping PDF can spin forever and a
 bomb can eat all memory; neither can be interrupted safely inside the worker. A child
 process can be killed, so the worker survives and only that document fails.
+
+Pages stream back as they are read, so the worker embeds early pages while the child
+is still reading later ones: on a long PDF the two stages overlap instead of adding up.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import resource
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .types import Extraction, IngestError, Limits, Progress
+from .types import Extraction, ImageData, IngestError, Limits, PageText, Progress
 
 _context = None
+
+
+@dataclass(frozen=True)
+class ExtractedPage:
+    page: PageText
+    images: tuple[ImageData, ...]  # images first seen on this page, in document order
+
+
+ExtractionEvent = Progress | ExtractedPage | Extraction  # the Extraction comes last, without pages
 
 
 def _get_context():
@@ -30,6 +45,44 @@ def _get_context():
     return _context
 
 
+def iter_extraction(
+    path: Path, *, kind: str, filename: str, limits: Limits
+) -> Iterator[ExtractionEvent]:
+    """Events from a sandboxed extraction; raises IngestError on timeout, crash or bad input."""
+    ctx = _get_context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(
+        target=_child_main, args=(str(path), kind, filename, limits, sender), daemon=True
+    )
+    child.start()
+    sender.close()
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    # A thread drains the pipe so the child never blocks while the caller is busy embedding.
+    reader = threading.Thread(
+        target=_read,
+        args=(receiver, child, limits, events, stop),
+        daemon=True,
+        name="extract-reader",
+    )
+    reader.start()
+    try:
+        while True:
+            tag, payload = events.get()
+            if tag == "error":
+                raise IngestError(payload)
+            yield payload
+            if tag == "done":
+                return
+    finally:
+        stop.set()
+        if child.is_alive():
+            child.kill()
+        reader.join(10)
+        child.join(5)
+        receiver.close()
+
+
 def run_extraction(
     path: Path,
     *,
@@ -38,41 +91,54 @@ def run_extraction(
     limits: Limits,
     on_progress: Callable[[Progress], None],
 ) -> Extraction:
-    """Extract `path` in a sandboxed child; raise IngestError on timeout, crash or bad input."""
-    ctx = _get_context()
-    receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(
-        target=_child_main, args=(str(path), kind, filename, limits, sender), daemon=True
-    )
-    child.start()
-    sender.close()
+    """The whole extraction at once (pages and images collected from the stream)."""
+    pages: list[PageText] = []
+    images: list[ImageData] = []
+    for event in iter_extraction(path, kind=kind, filename=filename, limits=limits):
+        if isinstance(event, Progress):
+            on_progress(event)
+        elif isinstance(event, ExtractedPage):
+            pages.append(event.page)
+            images.extend(event.images)
+        else:
+            return Extraction(
+                event.kind,
+                event.page_count,
+                tuple(pages),
+                tuple(images),
+                event.title,
+                event.warnings,
+            )
+    raise AssertionError("extraction stream ended without a result")
+
+
+def _read(
+    receiver: Connection, child, limits: Limits, events: queue.Queue, stop: threading.Event
+) -> None:
     deadline = time.monotonic() + limits.timeout_seconds
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise IngestError(
-                    f"Extraction took longer than the {limits.timeout_seconds:g} s limit "
-                    "(INGEST_TIMEOUT_SECONDS); the document may be malformed or very large."
-                )
-            if not receiver.poll(min(remaining, 0.5)):
-                continue
-            try:
-                tag, payload = receiver.recv()
-            except EOFError:
-                child.join(5)
-                raise IngestError(_crash_message(child.exitcode, limits)) from None
-            if tag == "progress":
-                on_progress(payload)
-            elif tag == "result":
-                return payload
-            else:
-                raise IngestError(payload)
-    finally:
-        if child.is_alive():
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             child.kill()
-        child.join(5)
-        receiver.close()
+            events.put(
+                (
+                    "error",
+                    f"Extraction took longer than the {limits.timeout_seconds:g} s limit "
+                    "(INGEST_TIMEOUT_SECONDS); the document may be malformed or very large.",
+                )
+            )
+            return
+        try:
+            if not receiver.poll(min(remaining, 0.2)):
+                continue
+            tag, payload = receiver.recv()
+        except (EOFError, OSError):
+            child.join(5)
+            events.put(("error", _crash_message(child.exitcode, limits)))
+            return
+        events.put((tag, payload))
+        if tag in {"done", "error"}:
+            return
 
 
 def _crash_message(exitcode: int | None, limits: Limits) -> str:
@@ -95,10 +161,18 @@ def _child_main(path: str, kind: str, filename: str, limits: Limits, sender: Con
     def report(progress: Progress) -> None:
         sender.send(("progress", progress))
 
+    def page(text: PageText, images: tuple[ImageData, ...]) -> None:
+        sender.send(("page", ExtractedPage(text, images)))
+
     try:
         data = Path(path).read_bytes()
-        result = extract(data, kind=kind, filename=filename, limits=limits, on_progress=report)
-        message = ("result", result)
+        result = extract(
+            data, kind=kind, filename=filename, limits=limits, on_progress=report, on_page=page
+        )
+        message = (
+            "done",
+            Extraction(result.kind, result.page_count, (), (), result.title, result.warnings),
+        )
     except IngestError as exc:
         message = ("error", str(exc))
     except MemoryError:

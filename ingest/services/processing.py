@@ -9,13 +9,14 @@ the old version or the new one searchable, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,10 +29,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ingest.models import Asset, Chunk, Document, DocumentStage, DocumentStatus
-from ingest.pipeline.chunk import chunk_pages
+from ingest.pipeline.chunk import Chunker
 from ingest.pipeline.embed import Embedder
-from ingest.pipeline.sandbox import run_extraction
-from ingest.pipeline.types import ChunkDraft, Extraction, IngestError, Limits, Progress
+from ingest.pipeline.sandbox import ExtractedPage, iter_extraction
+from ingest.pipeline.types import ChunkDraft, Extraction, ImageData, IngestError, Limits, Progress
 from ingest.store import StoreUnavailable, VectorStore
 
 from .documents import asset_prefix, storage_delete_tree
@@ -97,19 +98,8 @@ def document_ingest(
     heartbeat = _Heartbeat(document.pk, owner)
     heartbeat.start()
     try:
-        extraction = _extract(document, writer)
-        writer.set(DocumentStage.CHUNKING, _EXTRACT_END)
-        drafts = chunk_pages(
-            extraction.pages,
-            count_tokens=tools.embedder.count_tokens,
-            max_tokens=min(settings.CHUNK_MAX_TOKENS, tools.embedder.max_tokens),
-            overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
-        )
-        if not drafts:
-            raise IngestError(_no_text_message(extraction))
         generation = document.generation + 1
-        writer.set(DocumentStage.EMBEDDING, _CHUNK_END)
-        vector_ids = _embed_and_store(document, generation, drafts, tools, writer)
+        extraction, drafts, vector_ids = _pipeline(document, generation, tools, writer)
         asset_files = _save_assets(document, generation, extraction)
         _commit(document, owner, generation, extraction, drafts, vector_ids, asset_files, tools)
     except IngestError as exc:
@@ -155,7 +145,56 @@ def _claim(document_id: int, owner: str) -> Document | None:
     return Document.objects.filter(pk=document_id).first() if updated else None
 
 
-def _extract(document: Document, writer: _ProgressWriter) -> Extraction:
+def _pipeline(
+    document: Document, generation: int, tools: IngestTools, writer: _ProgressWriter
+) -> tuple[Extraction, list[ChunkDraft], list[str]]:
+    """Extract (sandboxed), chunk and embed, overlapping: pages are chunked and embedded
+    in batches while the child process is still reading later pages."""
+    chunker = Chunker(
+        count_tokens=tools.embedder.count_tokens,
+        max_tokens=min(settings.CHUNK_MAX_TOKENS, tools.embedder.max_tokens),
+        overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+    )
+    drafts: list[ChunkDraft] = []
+    images: list[ImageData] = []
+    vector_ids: list[str] = []
+    step = settings.EMBED_BATCH_SIZE * 4
+    info: Extraction | None = None
+    with _local_copy(document) as path:
+        events = iter_extraction(
+            path, kind=document.kind, filename=document.filename, limits=ingest_limits()
+        )
+        for event in events:
+            if isinstance(event, Progress):
+                fraction = event.done / event.total if event.total else 0
+                stage = DocumentStage.OCR if event.stage == "ocr" else DocumentStage.EXTRACTING
+                writer.set(stage, int(_EXTRACT_END * fraction))
+            elif isinstance(event, ExtractedPage):
+                images.extend(event.images)
+                drafts.extend(chunker.feed(event.page))
+                while len(drafts) - len(vector_ids) >= step:
+                    vector_ids += _embed_batch(
+                        document, generation, drafts[len(vector_ids) :][:step], tools
+                    )
+            else:
+                info = event
+    assert info is not None
+    if not drafts:
+        raise IngestError(_no_text_message(info))
+    writer.set(DocumentStage.EMBEDDING, _CHUNK_END)
+    while len(vector_ids) < len(drafts):
+        vector_ids += _embed_batch(document, generation, drafts[len(vector_ids) :][:step], tools)
+        done = len(vector_ids) / len(drafts)
+        writer.set(DocumentStage.EMBEDDING, _CHUNK_END + int((_EMBED_END - _CHUNK_END) * done))
+    extraction = Extraction(
+        info.kind, info.page_count, (), tuple(images), info.title, info.warnings
+    )
+    return extraction, drafts, vector_ids
+
+
+@contextlib.contextmanager
+def _local_copy(document: Document) -> Iterator[Path]:
+    """The stored original as a local file the sandbox can read (storage may be remote)."""
     tmp_dir = Path(settings.DATA_DIR) / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="extract-") as local:
@@ -163,19 +202,7 @@ def _extract(document: Document, writer: _ProgressWriter) -> Extraction:
             for block in iter(lambda: stored.read(1024 * 1024), b""):
                 local.write(block)
         local.flush()
-
-        def report(progress: Progress) -> None:
-            fraction = progress.done / progress.total if progress.total else 0
-            stage = DocumentStage.OCR if progress.stage == "ocr" else DocumentStage.EXTRACTING
-            writer.set(stage, int(_EXTRACT_END * fraction))
-
-        return run_extraction(
-            Path(local.name),
-            kind=document.kind,
-            filename=document.filename,
-            limits=ingest_limits(),
-            on_progress=report,
-        )
+        yield Path(local.name)
 
 
 def _no_text_message(extraction: Extraction) -> str:
@@ -186,28 +213,20 @@ def _no_text_message(extraction: Extraction) -> str:
     return "No text was found in this document, so it cannot be searched."
 
 
-def _embed_and_store(
-    document: Document,
-    generation: int,
-    drafts: list[ChunkDraft],
-    tools: IngestTools,
-    writer: _ProgressWriter,
+def _embed_batch(
+    document: Document, generation: int, batch: list[ChunkDraft], tools: IngestTools
 ) -> list[str]:
-    ids = [f"d{document.pk}g{generation}c{d.ordinal}" for d in drafts]
-    step = settings.EMBED_BATCH_SIZE * 4
-    for start in range(0, len(drafts), step):
-        batch = drafts[start : start + step]
-        vectors = tools.embedder.encode(
-            [d.embed_text for d in batch], batch_size=settings.EMBED_BATCH_SIZE
-        )
-        tools.store.upsert(
-            collection=document.kb.collection_name,
-            ids=ids[start : start + step],
-            vectors=vectors,
-            metadatas=[{"doc": document.pk, "gen": generation, "page": d.page or 0} for d in batch],
-        )
-        done = min(start + step, len(drafts)) / len(drafts)
-        writer.set(DocumentStage.EMBEDDING, _CHUNK_END + int((_EMBED_END - _CHUNK_END) * done))
+    """Embed chunks and write their vectors under this generation; returns their ids."""
+    ids = [f"d{document.pk}g{generation}c{d.ordinal}" for d in batch]
+    vectors = tools.embedder.encode(
+        [d.embed_text for d in batch], batch_size=settings.EMBED_BATCH_SIZE
+    )
+    tools.store.upsert(
+        collection=document.kb.collection_name,
+        ids=ids,
+        vectors=vectors,
+        metadatas=[{"doc": document.pk, "gen": generation, "page": d.page or 0} for d in batch],
+    )
     return ids
 
 

@@ -16,7 +16,31 @@ from assistant.retrieval import Passage
 from assistant.tokens import get_counter
 from tests.llm_server import count_prompt_tokens
 
-WORDS = ["printer", "network", "proxy", "timeout", "install", "firewall", "certificate", "error", "503", "retry", "reboot", "configuration", "ünïcödé", "日本語", "`code()`", "{json:", "1}", "<tag>", "newline\n", "tab\t", "résumé", "—", ""]
+WORDS = [
+    "printer",
+    "network",
+    "proxy",
+    "timeout",
+    "install",
+    "firewall",
+    "certificate",
+    "error",
+    "503",
+    "retry",
+    "reboot",
+    "configuration",
+    "ünïcödé",
+    "日本語",
+    "`code()`",
+    "{json:",
+    "1}",
+    "<tag>",
+    "newline\n",
+    "tab\t",
+    "résumé",
+    "—",
+    "",
+]
 
 
 @dataclass

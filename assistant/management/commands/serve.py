@@ -29,6 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: int, workers: int, **options) -> None:
         call_command("collectstatic", interactive=False, verbosity=0)
+        self._first_run_setup()
         if not settings.CHROMA_URL:
             from ingest.chromaserver import ensure_local_server
 
@@ -79,3 +80,25 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     proc.kill()
             self.stdout.write("Docent stopped.")
+
+    def _first_run_setup(self) -> None:
+        """A default knowledge base, and an admin account if there is none yet."""
+        import secrets
+
+        from django.contrib.auth import get_user_model
+
+        from ingest.services import kb_get_or_create
+
+        kb_get_or_create(name=settings.DEFAULT_KB_NAME)
+        users = get_user_model()
+        if users.objects.filter(is_superuser=True).exists():
+            return
+        password = secrets.token_urlsafe(12)
+        users.objects.create_superuser("admin", password=password)
+        note = Path(settings.DATA_DIR) / "admin-password.txt"
+        note.write_text(f"admin\n{password}\n")
+        note.chmod(0o600)
+        self.stdout.write(
+            f"Created the admin account: user 'admin', password {password} "
+            f"(also saved in {note}). Change it at /admin/password_change/."
+        )
