@@ -294,6 +294,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
     from ingest.chromaserver import release_local_server
 
+    if not settings.configured:
+        return
     data_dir = Path(settings.DATA_DIR)
     if data_dir.name.startswith("docent-test-") and data_dir.parent == Path(tempfile_root()):
         release_local_server()

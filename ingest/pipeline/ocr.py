@@ -4,8 +4,9 @@ Pipeline (all sizes in pixels):
 
 1. Normalise any PIL image to RGB: first frame of animations, transparency flattened onto
    white, 16/32-bit and float images contrast-stretched to 8 bits.
-2. Detect text lines on a copy at most ``DET_PROBE_SIDE`` px long. When the median line
-   is shorter than ``min_text_height_px``, detect again on a copy scaled (LANCZOS) to
+2. Detect text lines on a copy whose longest side is brought into ``DET_PROBE_MIN_SIDE``
+   to ``DET_PROBE_SIDE`` px. When the median line is shorter than
+   ``min_text_height_px``, detect again on a copy scaled (LANCZOS) to
    bring it to that height: at most ``MAX_UPSCALE`` times, ``DET_MAX_SIDE`` px long and
    ``DET_MAX_PIXELS`` large, so detection time stays bounded.
 3. Cut each line from the ORIGINAL pixels, hugging its ink with a fixed margin, and
@@ -40,7 +41,7 @@ else:
     OcrEngine = Any
 
 DET_PROBE_SIDE = 2000  # first detection pass: longest side cap (px), RapidOCR's default
-DET_PROBE_MIN_SIDE = 960  # ... and small images are upscaled to this longest side (px)
+DET_PROBE_MIN_SIDE = 1280  # ... and small images are upscaled to this longest side (px)
 DET_MAX_SIDE = 4000  # upscaled detection pass: longest side cap (px) ...
 DET_MAX_PIXELS = 5_000_000  # ... and area cap (px); detection time grows with the area
 MAX_UPSCALE = 4.0  # beyond this, upscaling only invents pixels
