@@ -136,17 +136,14 @@ def evaluation_run(
             _ingest_distractors(kb, distractors, ingest_tools, on_progress) if distractors else 0
         )
         ingest_seconds = time.monotonic() - started
-        return _score(
-            kb,
-            dataset,
-            doc_ids,
-            failed,
-            noise,
-            ingest_seconds,
-            chat_tools,
-            mode,
-            list(budgets),
-            on_progress,
+        scores = _score(kb, dataset, doc_ids, chat_tools, mode, list(budgets), on_progress)
+        return EvalReport(
+            mode=mode,
+            documents=len(doc_ids),
+            distractors=noise,
+            ingest_seconds=round(ingest_seconds, 1),
+            failed_documents=failed,
+            **scores,
         )
     finally:
         kb_delete(kb=kb, store=ingest_tools.store)
@@ -204,16 +201,14 @@ def _ingest_distractors(kb, folder: Path, tools: IngestTools, on_progress) -> in
 
 def _score(
     kb,
-    dataset,
-    doc_ids,
-    failed,
-    noise,
-    ingest_seconds,
+    dataset: BeirSet,
+    doc_ids: dict[int, str],
     tools: ChatTools,
-    mode,
-    budgets,
+    mode: str,
+    budgets: list[int],
     on_progress,
-) -> EvalReport:
+) -> dict:
+    """Rank metrics, context recall per budget and retrieval latency over every query."""
     from .retrieval import RetrievalConfig, retrieve
 
     hits_at = {1: 0, 5: 0, 10: 0}
@@ -265,18 +260,13 @@ def _score(
             in_context[budget] += bool(packed_docs & relevant.keys())
     count = len(items)
     latencies.sort()
-    return EvalReport(
-        mode=mode,
-        queries=count,
-        documents=len(doc_ids),
-        distractors=noise,
-        recall_at_1=round(hits_at[1] / count, 3),
-        recall_at_5=round(hits_at[5] / count, 3),
-        recall_at_10=round(hits_at[10] / count, 3),
-        mrr_at_10=round(mrr / count, 3),
-        ndcg_at_10=round(ndcg / count, 3),
-        context_recall={str(b): round(in_context[b] / count, 3) for b in budgets},
-        ingest_seconds=round(ingest_seconds, 1),
-        query_ms_p50=round(latencies[len(latencies) // 2], 1) if latencies else 0.0,
-        failed_documents=failed,
-    )
+    return {
+        "queries": count,
+        "recall_at_1": round(hits_at[1] / count, 3),
+        "recall_at_5": round(hits_at[5] / count, 3),
+        "recall_at_10": round(hits_at[10] / count, 3),
+        "mrr_at_10": round(mrr / count, 3),
+        "ndcg_at_10": round(ndcg / count, 3),
+        "context_recall": {str(b): round(in_context[b] / count, 3) for b in budgets},
+        "query_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else 0.0,
+    }

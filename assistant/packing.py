@@ -1,7 +1,7 @@
 """pack_context: system prompt, history, sources, images and question in one exact budget.
 
 Counts are Ministral 3 tokens, exactly as mistral-common encodes the request (see
-assistant/tokens.py): the packed request never exceeds the budget, and the figure
+ingest/pipeline/tokens.py): the packed request never exceeds the budget, and the figure
 reported is the figure the model server will count.
 """
 
@@ -11,8 +11,9 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ingest.pipeline.tokens import ContentBuilder, TokenCounter
+
 from .retrieval import Passage
-from .tokens import ContentBuilder, TokenCounter
 
 MAX_IMAGES = 8  # Mistral API limit per request
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from ingest.models import Asset, KnowledgeBase
 from ingest.pipeline.embed import Embedder
+from ingest.pipeline.tokens import TokenCounter
 from ingest.store import VectorStore
 
 from .llm import (
@@ -38,7 +39,6 @@ from .models import Conversation, Message
 from .packing import Budget, ImageInput, PackedRequest, Turn, pack_context
 from .prompts import default_system_prompt, retrieval_only_answer, rewrite_messages
 from .retrieval import Passage, RetrievalConfig, passages_from_hits, retrieve
-from .tokens import TokenCounter
 
 logger = logging.getLogger("docent.chat")
 RETRIEVAL_ONLY_CONTEXT = 256_000  # tokens: without a model, only the retrieval budget matters
@@ -75,10 +75,10 @@ _llm_clients: dict[object, LLMClient] = {}
 def chat_tools() -> ChatTools:
     """The heavy objects a question needs, built once per process on first use."""
     from ingest.pipeline.embed import get_embedder
+    from ingest.pipeline.tokens import get_counter
     from ingest.store import get_store
 
     from .llm import resolve_config
-    from .tokens import get_counter
 
     config = resolve_config(
         base_url=settings.LLM_BASE_URL,

@@ -8,9 +8,9 @@ from django_tasks import task
 
 def ingest_tools():
     """The heavy objects ingestion needs, built once per process on first use."""
-    from assistant.tokens import get_counter
     from ingest.pipeline.embed import get_embedder
-    from ingest.services import IngestTools
+    from ingest.pipeline.tokens import get_counter
+    from ingest.services.processing import IngestTools
     from ingest.store import get_store
 
     return IngestTools(
@@ -22,7 +22,7 @@ def ingest_tools():
 
 @task()
 def ingest_document(document_id: int) -> str:
-    from ingest.services import document_ingest, worker_identity
+    from ingest.services.processing import document_ingest, worker_identity
 
     document = document_ingest(
         document_id=document_id, owner=worker_identity(), tools=ingest_tools()

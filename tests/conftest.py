@@ -80,7 +80,7 @@ def store():
 
 @pytest.fixture(scope="session")
 def tools(embedder, store):
-    from assistant.tokens import get_counter
+    from ingest.pipeline.tokens import get_counter
     from ingest.services import IngestTools
 
     return IngestTools(embedder=embedder, store=store, count_llm_tokens=get_counter().text)

@@ -22,7 +22,7 @@ import openai
 import pytest
 from PIL import Image
 
-from assistant.tokens import count_messages
+from ingest.pipeline.tokens import count_messages
 from tests.llm_server import NO_ANSWER, LLMServer, Reply, count_prompt_tokens, default_answer
 
 MODEL = "ministral-8b-2512"

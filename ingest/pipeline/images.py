@@ -19,7 +19,13 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
 
     max_pixels bounds width x height; the check reads only the header.
     """
-    pil = Image.open(io.BytesIO(data))
+    try:
+        pil = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:  # Pillow's own, cruder limit tripped first
+        raise ImageTooLarge(
+            f"The image is over the limit of {max_pixels:,} pixels (MAX_IMAGE_PIXELS); "
+            f"it may be a decompression bomb. ({exc})"
+        ) from exc
     width, height = pil.size
     if width * height > max_pixels:
         raise ImageTooLarge(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from ingest.models import Document, DocumentStage, DocumentStatus, KnowledgeBase
 from ingest.pipeline.detect import SNIFF_BYTES, detect_kind, sanitize_filename
 from ingest.pipeline.types import IngestError
 from ingest.store import StoreUnavailable, VectorStore
+
+from .files import asset_prefix, storage_delete_tree
 
 logger = logging.getLogger("docent.ingest")
 _COPY_BLOCK = 1024 * 1024
@@ -200,23 +201,3 @@ def kb_delete(*, kb: KnowledgeBase, store: VectorStore) -> None:
         kb.delete()
     store.drop(collection=kb.collection_name)
     storage_delete_tree(f"kb/{kb_id}")
-
-
-def asset_prefix(kb_id: int, document_id: int, generation: int | None = None) -> str:
-    """Storage folder of a document's image assets (of one index generation, if given)."""
-    base = f"kb/{kb_id}/assets/{document_id}"
-    return base if generation is None else f"{base}/g{generation}"
-
-
-def storage_delete_tree(prefix: str) -> None:
-    """Delete every stored file under a folder, through the storage API (S3 has no rmtree)."""
-    try:
-        folders, files = default_storage.listdir(prefix)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for name in files:
-        default_storage.delete(f"{prefix}/{name}")
-    for folder in folders:
-        storage_delete_tree(f"{prefix}/{folder}")
-    if hasattr(default_storage, "path"):
-        shutil.rmtree(default_storage.path(prefix), ignore_errors=True)

@@ -35,7 +35,7 @@ from ingest.pipeline.sandbox import ExtractedPage, iter_extraction
 from ingest.pipeline.types import ChunkDraft, Extraction, ImageData, IngestError, Limits, Progress
 from ingest.store import StoreUnavailable, VectorStore
 
-from .documents import asset_prefix, storage_delete_tree
+from .files import asset_prefix, storage_delete_tree
 
 logger = logging.getLogger("docent.ingest")
 ProgressCallback = Callable[[str, int], None]  # (stage, percent 0-100)

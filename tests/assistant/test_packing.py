@@ -13,7 +13,7 @@ from PIL import Image
 
 from assistant.packing import MAX_IMAGES, Budget, ImageInput, PackingError, Turn, pack_context
 from assistant.retrieval import Passage
-from assistant.tokens import get_counter
+from ingest.pipeline.tokens import get_counter
 from tests.llm_server import count_prompt_tokens
 
 WORDS = [

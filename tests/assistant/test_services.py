@@ -261,3 +261,13 @@ def test_bad_input_is_refused_before_streaming(kb):
         screenshot_prepare(data=b"not an image")
     with pytest.raises(ChatInputError, match="decompression bomb"):
         screenshot_prepare(data=factories.bomb_png())
+
+
+def test_usage_and_reported_cost_are_stored(kb, ingest_text, llm_server):
+    ingest_text(kb, "printer.md", MANUAL)
+    llm_server.script(Reply(text="Open cover B [1].", cost=0.00042, processing_comments=2))
+    events, reply = ask(kb, "How do I clear E-42?")
+    assert reply.content == "Open cover B [1]."  # OpenRouter's ': PROCESSING' comments are skipped
+    assert str(reply.cost) == "0.000420"
+    done = events[-1].data
+    assert done["cost"] == 0.00042 and done["completion_tokens"] == reply.completion_tokens > 0

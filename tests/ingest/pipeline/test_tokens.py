@@ -1,4 +1,4 @@
-"""assistant.tokens must count exactly what mistral-common counts (configured like the server).
+"""ingest.pipeline.tokens must count exactly what mistral-common counts (configured like the server).
 
 Run without Django: python -m pytest tests/assistant/test_tokens.py -q -p no:django
 """
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from assistant.tokens import (
+from ingest.pipeline.tokens import (
     BOS_TOKENS,
     CONTEXT_WINDOW,
     ContentBuilder,
@@ -435,7 +435,7 @@ ALPHABET = (
 
 def test_boundary_positions_split_exactly() -> None:
     """The safe split points used by join_cost really are BPE pre-token boundaries."""
-    from assistant.tokens import _BOUNDARY
+    from ingest.pipeline.tokens import _BOUNDARY
 
     counter = get_counter()
     rng = random.Random(1234)
