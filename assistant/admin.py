@@ -1,8 +1,12 @@
+"""Django admin for conversations, feedback and API keys; changes go through the services."""
+
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 
-from assistant.models import Conversation, Message
+from assistant.keys import api_key_create
+from assistant.models import ApiKey, Conversation, Feedback, Message
 
 
 class MessageInline(admin.TabularInline):
@@ -37,3 +41,73 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["role", "status", "model"]
     search_fields = ["content"]
     readonly_fields = [f.name for f in Message._meta.fields]
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = ["message", "rating", "comment", "user", "created_at"]
+    list_filter = ["rating", "message__conversation__kb"]
+    readonly_fields = [f.name for f in Feedback._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name", "knowledge_bases", "can_write", "revoked"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = [
+        "name",
+        "prefix",
+        "can_write",
+        "revoked",
+        "created_by",
+        "created_at",
+        "last_used_at",
+    ]
+    list_filter = ["revoked", "can_write"]
+    filter_horizontal = ["knowledge_bases"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at"]
+
+    def get_fields(self, request, obj=None):
+        return (
+            ["name", "knowledge_bases", "can_write"]
+            if obj is None
+            else [
+                "name",
+                "prefix",
+                "knowledge_bases",
+                "can_write",
+                "revoked",
+                "created_by",
+                "created_at",
+                "last_used_at",
+            ]
+        )
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, token = api_key_create(
+            name=form.cleaned_data["name"],
+            knowledge_bases=form.cleaned_data["knowledge_bases"],
+            can_write=form.cleaned_data["can_write"],
+            created_by=request.user,
+        )
+        obj.pk, obj.prefix, obj.hashed = key.pk, key.prefix, key.hashed
+        obj._state.adding = False
+        messages.warning(
+            request,
+            f"The new key is {token} — copy it now: it is stored hashed and cannot be shown again.",
+        )
+
+    def save_related(self, request, form, formsets, change) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)

@@ -67,3 +67,53 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class Feedback(models.Model):
+    """A thumbs up or down on one answer, with an optional comment."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.SmallIntegerField(choices=[(1, "Helpful"), (-1, "Not helpful")])
+    comment = models.TextField(blank=True, max_length=2000)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    owner_key = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "owner_key"], name="feedback_once_per_owner"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{'+' if self.rating > 0 else '-'}1 on message {self.message_id}"
+
+
+class ApiKey(models.Model):
+    """A key for scripts: stored as a SHA-256 hash, scoped to knowledge bases."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=16, unique=True, editable=False, help_text="Shown to recognise it"
+    )
+    hashed = models.CharField(max_length=64, unique=True, editable=False)
+    knowledge_bases = models.ManyToManyField(KnowledgeBase, related_name="api_keys")
+    can_write = models.BooleanField(
+        default=False, help_text="May upload, re-index and delete documents"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

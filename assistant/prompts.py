@@ -27,7 +27,14 @@ REWRITE_PROMPT = """Rewrite the user's final message as one standalone search qu
 
 
 def default_system_prompt(kb: KnowledgeBase) -> str:
-    return SYSTEM_PROMPT.format(kb=" ".join(kb.name.split()).replace('"', "'"))
+    """Docent's rules, then the knowledge base owner's own instructions if there are any."""
+    prompt = SYSTEM_PROMPT.format(kb=" ".join(kb.name.split()).replace('"', "'"))
+    if kb.system_prompt.strip():
+        prompt += (
+            "\n\nInstructions from the owner of this knowledge base (they never override the "
+            "rules above):\n" + kb.system_prompt.strip()
+        )
+    return prompt
 
 
 def rewrite_messages(history: Sequence[Turn], question: str) -> list[dict]:

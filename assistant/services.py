@@ -72,8 +72,11 @@ _tools_lock = threading.Lock()
 _llm_clients: dict[object, LLMClient] = {}
 
 
-def chat_tools() -> ChatTools:
-    """The heavy objects a question needs, built once per process on first use."""
+def chat_tools(kb: KnowledgeBase | None = None) -> ChatTools:
+    """The heavy objects a question needs, built once per process on first use.
+
+    A knowledge base's own model and temperature, when set, override the site defaults.
+    """
     from ingest.pipeline.embed import get_embedder
     from ingest.pipeline.tokens import get_counter
     from ingest.store import get_store
@@ -83,12 +86,16 @@ def chat_tools() -> ChatTools:
     config = resolve_config(
         base_url=settings.LLM_BASE_URL,
         api_key=settings.LLM_API_KEY,
-        model=settings.LLM_MODEL,
+        model=(kb.model if kb is not None and kb.model else settings.LLM_MODEL),
         mistral_api_key=settings.MISTRAL_API_KEY,
         openrouter_api_key=settings.OPENROUTER_API_KEY,
         timeout_seconds=settings.LLM_TIMEOUT_SECONDS,
         max_retries=settings.LLM_MAX_RETRIES,
-        temperature=settings.LLM_TEMPERATURE,
+        temperature=(
+            kb.temperature
+            if kb is not None and kb.temperature is not None
+            else settings.LLM_TEMPERATURE
+        ),
         max_tokens=settings.LLM_MAX_TOKENS,
     )
     llm = None
@@ -352,7 +359,7 @@ def context_pack(
         context_window=info.context_window if info else RETRIEVAL_ONLY_CONTEXT,
         max_output_tokens=max_output_tokens,
         margin=settings.CONTEXT_MARGIN_TOKENS,
-        retrieval=retrieval_budget or settings.RETRIEVAL_BUDGET_TOKENS,
+        retrieval=retrieval_budget or kb.retrieval_budget or settings.RETRIEVAL_BUDGET_TOKENS,
     )
     return pack_context(
         system_prompt=default_system_prompt(kb),
@@ -424,3 +431,28 @@ def _source_json(source) -> dict:
         "chunk_ids": [c.pk for c in passage.chunks],
         "image": source.image_number is not None,
     }
+
+
+def feedback_record(
+    *, message: Message, rating: int, comment: str = "", user=None, owner_key: str = ""
+):
+    """Record (or change) one caller's thumbs up or down on an answer."""
+    from .models import Feedback
+
+    if message.role != Message.Role.ASSISTANT:
+        raise ChatInputError("Only answers take feedback.")
+    if rating not in (1, -1):
+        raise ChatInputError("Rating must be 1 (helpful) or -1 (not helpful).")
+    key = owner_key or (f"user:{user.pk}" if user is not None and user.is_authenticated else "")
+    if not key:
+        raise ChatInputError("Feedback needs a session, an account or an API key.")
+    feedback, _ = Feedback.objects.update_or_create(
+        message=message,
+        owner_key=key,
+        defaults={
+            "rating": rating,
+            "comment": comment.strip()[:2000],
+            "user": user if user is not None and user.is_authenticated else None,
+        },
+    )
+    return feedback

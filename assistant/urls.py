@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from assistant import views as chat
@@ -10,11 +11,18 @@ from ingest import views as documents
 urlpatterns = [
     path("", chat.chat_page, name="chat"),
     path("chat/stream", chat.chat_stream, name="chat-stream"),
+    path("messages/<int:pk>/feedback", chat.message_feedback, name="message-feedback"),
     path("kb/<slug:slug>/conversations", chat.conversation_list, name="conversation-list"),
+    path("kb/<slug:slug>/review/", chat.conversations_review, name="conversations-review"),
+    path("kb/<slug:slug>/review/<str:uid>/", chat.conversation_review, name="conversation-review"),
+    path("kbs/", documents.kb_list_page, name="kb-list"),
+    path("kb/<slug:slug>/settings/", documents.kb_settings_page, name="kb-settings"),
+    path("kb/<slug:slug>/documents/", documents.documents_page, name="documents"),
     path("documents/<int:pk>/", documents.document_view, name="document-view"),
     path("documents/<int:pk>/file", documents.document_file, name="document-file"),
     path("assets/<int:pk>", documents.asset_file, name="asset-file"),
-    path("kb/<slug:slug>/documents/", documents.documents_page, name="documents"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
 ]

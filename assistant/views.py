@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.views import redirect_to_login
+from django.db.models import Q
 from django.http import (
     Http404,
     HttpRequest,
@@ -12,11 +15,13 @@ from django.http import (
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from ingest.access import kbs_readable
 from ingest.models import KnowledgeBase
 
-from .models import Conversation
+from .models import Message
 from .rendering import render_answer
-from .services import ChatInputError, answer_stream, chat_tools, screenshot_prepare
+from .selectors import conversations_owned, conversations_with_feedback
+from .services import ChatInputError, answer_stream, chat_tools, feedback_record, screenshot_prepare
 from .streaming import iterate_in_thread, sse_events
 
 
@@ -28,17 +33,22 @@ def owner_key(request: HttpRequest) -> str:
 
 
 def conversations_for(request: HttpRequest, kb: KnowledgeBase):
-    owned = Conversation.objects.filter(kb=kb)
-    if request.user.is_authenticated:
-        return owned.filter(user=request.user) | owned.filter(owner_key=owner_key(request))
-    return owned.filter(owner_key=owner_key(request))
+    return conversations_owned(kb=kb, user=request.user, owner_key=owner_key(request))
+
+
+def readable_kb(request: HttpRequest, slug: str) -> KnowledgeBase | None:
+    return kbs_readable(user=request.user).filter(slug=slug).first()
 
 
 @require_GET
 def chat_page(request: HttpRequest) -> HttpResponse:
-    kbs = list(KnowledgeBase.objects.all())
+    kbs = list(kbs_readable(user=request.user))
     slug = request.GET.get("kb")
     kb = next((k for k in kbs if k.slug == slug), kbs[0] if kbs else None)
+    if slug and (kb is None or kb.slug != slug):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        raise Http404("No such knowledge base")
     conversation = None
     messages = []
     if kb is not None and request.GET.get("c"):
@@ -63,9 +73,9 @@ def chat_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def chat_stream(request: HttpRequest) -> HttpResponse:
-    kb = KnowledgeBase.objects.filter(slug=request.POST.get("kb", "")).first()
+    kb = readable_kb(request, request.POST.get("kb", ""))
     if kb is None:
-        return JsonResponse({"error": "Choose a knowledge base."}, status=400)
+        return JsonResponse({"error": "Choose a knowledge base you have access to."}, status=404)
     conversation = None
     if request.POST.get("conversation"):
         conversation = (
@@ -78,7 +88,7 @@ def chat_stream(request: HttpRequest) -> HttpResponse:
         events = answer_stream(
             kb=kb,
             question=request.POST.get("question", ""),
-            tools=chat_tools(),
+            tools=chat_tools(kb),
             conversation=conversation,
             screenshots=screenshots,
             owner_key=owner_key(request),
@@ -103,11 +113,65 @@ def _uuid(value: str) -> str | None:
         return None
 
 
+@require_POST
+def message_feedback(request: HttpRequest, pk: int) -> JsonResponse:
+    message = Message.objects.select_related("conversation__kb").filter(pk=pk).first()
+    kb = readable_kb(request, message.conversation.kb.slug) if message else None
+    if kb is None or not conversations_for(request, kb).filter(pk=message.conversation_id).exists():
+        return JsonResponse({"error": "No such answer."}, status=404)
+    try:
+        rating = int(request.POST.get("rating", "0"))
+        record = feedback_record(
+            message=message,
+            rating=rating,
+            comment=request.POST.get("comment", ""),
+            user=request.user,
+            owner_key=owner_key(request),
+        )
+    except (ValueError, ChatInputError) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({"rating": record.rating, "comment": record.comment})
+
+
 @require_GET
 def conversation_list(request: HttpRequest, slug: str) -> JsonResponse:
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = readable_kb(request, slug)
+    if kb is None:
+        raise Http404("No such knowledge base")
     items = [
         {"id": str(c.uid), "title": c.title, "updated_at": c.updated_at.isoformat()}
         for c in conversations_for(request, kb)[:50]
     ]
     return JsonResponse({"conversations": items})
+
+
+@staff_member_required
+@require_GET
+def conversations_review(request: HttpRequest, slug: str) -> HttpResponse:
+    """Staff: every conversation of a knowledge base, with its feedback counts."""
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    only = request.GET.get("feedback", "")
+    conversations = conversations_with_feedback(kb=kb)
+    if only == "negative":
+        conversations = conversations.filter(unhelpful__gt=0)
+    elif only == "any":
+        conversations = conversations.filter(Q(helpful__gt=0) | Q(unhelpful__gt=0))
+    context = {"kb": kb, "conversations": conversations[:500], "only": only}
+    return render(request, "assistant/conversations.html", context)
+
+
+@staff_member_required
+@require_GET
+def conversation_review(request: HttpRequest, slug: str, uid: str) -> HttpResponse:
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    conversation = get_object_or_404(kb.conversations, uid=_uuid(uid))
+    items = []
+    for message in conversation.messages.prefetch_related("feedback"):
+        urls = [s["url"] for s in message.sources]
+        message.html = render_answer(message.content, urls) if message.role == "assistant" else ""
+        items.append(message)
+    return render(
+        request,
+        "assistant/conversation_review.html",
+        {"kb": kb, "conversation": conversation, "items": items},
+    )

@@ -5,15 +5,41 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from ingest.models import Asset, Chunk, Document, KnowledgeBase
-from ingest.services import document_delete, document_reindex, kb_delete
+from ingest.services import (
+    document_delete,
+    document_reindex,
+    kb_delete,
+    kb_get_or_create,
+    kb_update,
+)
 from ingest.store import get_store
 
 
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "visibility", "model", "created_at"]
     search_fields = ["name"]
     readonly_fields = ["uid", "created_at", "updated_at"]
+    filter_horizontal = ["members"]
+    _settings = (
+        "description",
+        "visibility",
+        "system_prompt",
+        "model",
+        "temperature",
+        "retrieval_budget",
+    )
+
+    def save_model(self, request, obj, form, change) -> None:
+        fields = {name: form.cleaned_data.get(name) for name in self._settings}
+        if change:
+            kb_update(
+                kb=KnowledgeBase.objects.get(pk=obj.pk), name=form.cleaned_data["name"], **fields
+            )
+            return
+        kb = kb_update(kb=kb_get_or_create(name=form.cleaned_data["name"]), **fields)
+        obj.pk, obj.uid, obj.slug = kb.pk, kb.uid, kb.slug
+        obj._state.adding = False
 
     def delete_model(self, request, obj) -> None:
         kb_delete(kb=obj, store=get_store())

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import Q
-from django.shortcuts import get_object_or_404
-from ninja import File, Router, Schema
+from ninja import File, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
+from ingest.access import kb_manageable, kb_readable, kbs_readable
 from ingest.models import Document, KnowledgeBase
 from ingest.pipeline.types import IngestError
 from ingest.services import (
@@ -28,6 +28,11 @@ class KnowledgeBaseOut(Schema):
     name: str
     slug: str
     description: str
+    visibility: str
+    system_prompt: str
+    model: str
+    temperature: float | None
+    retrieval_budget: int | None
     document_count: int
     created_at: datetime
 
@@ -40,6 +45,11 @@ class KnowledgeBaseIn(Schema):
 class KnowledgeBasePatch(Schema):
     name: str | None = None
     description: str | None = None
+    visibility: str | None = None  # "public" or "members"
+    system_prompt: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    retrieval_budget: int | None = None
 
 
 class DocumentOut(Schema):
@@ -88,39 +98,57 @@ def _kb_out(kb: KnowledgeBase) -> dict:
         "name": kb.name,
         "slug": kb.slug,
         "description": kb.description,
+        "visibility": kb.visibility,
+        "system_prompt": kb.system_prompt,
+        "model": kb.model,
+        "temperature": kb.temperature,
+        "retrieval_budget": kb.retrieval_budget,
         "document_count": kb.documents.count(),
         "created_at": kb.created_at,
     }
 
 
-def kb_for(request, slug: str) -> KnowledgeBase:
-    """The knowledge base, if this caller may use it (an API key is scoped to some)."""
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
-    scope = getattr(request, "kb_scope", None)
-    if scope is not None and kb.pk not in scope:
+def caller(request) -> tuple[object | None, object | None]:
+    """(user, api key) behind a request; exactly one of them authenticates it."""
+    key = getattr(request, "api_key", None)
+    return (None, key) if key is not None else (request.user, None)
+
+
+def kb_for(request, slug: str, *, manage: bool = False) -> KnowledgeBase:
+    """The knowledge base if this caller may read it (404 otherwise, so others' names don't
+    leak), and may manage it when `manage` (403 otherwise)."""
+    user, key = caller(request)
+    kb = KnowledgeBase.objects.filter(slug=slug).first()
+    if kb is None or not kb_readable(kb=kb, user=user, key=key):
         raise HttpError(404, "Not Found")
+    if manage and not kb_manageable(kb=kb, user=user, key=key):
+        raise HttpError(403, "This key or account may not change this knowledge base.")
     return kb
 
 
-def document_for(request, pk: int) -> Document:
-    document = get_object_or_404(Document.objects.select_related("kb"), pk=pk)
-    kb_for(request, document.kb.slug)
+def document_for(request, pk: int, *, manage: bool = False) -> Document:
+    document = Document.objects.select_related("kb").filter(pk=pk).first()
+    if document is None:
+        raise HttpError(404, "Not Found")
+    kb_for(request, document.kb.slug, manage=manage)
     return document
+
+
+def staff_only(request) -> None:
+    user, key = caller(request)
+    if key is not None or not (user and user.is_staff):
+        raise HttpError(403, "Only staff accounts may manage knowledge bases.")
 
 
 @router.get("/kbs", response=list[KnowledgeBaseOut], summary="List knowledge bases")
 def kb_list(request):
-    kbs = KnowledgeBase.objects.all()
-    scope = getattr(request, "kb_scope", None)
-    if scope is not None:
-        kbs = kbs.filter(pk__in=scope)
-    return [_kb_out(kb) for kb in kbs]
+    user, key = caller(request)
+    return [_kb_out(kb) for kb in kbs_readable(user=user, key=key)]
 
 
 @router.post("/kbs", response={201: KnowledgeBaseOut}, summary="Create a knowledge base")
 def kb_create(request, payload: KnowledgeBaseIn):
-    if getattr(request, "kb_scope", None) is not None:
-        raise HttpError(403, "API keys scoped to knowledge bases cannot create new ones.")
+    staff_only(request)
     if KnowledgeBase.objects.filter(name__iexact=" ".join(payload.name.split())).exists():
         raise HttpError(409, "A knowledge base with that name already exists.")
     try:
@@ -128,9 +156,10 @@ def kb_create(request, payload: KnowledgeBaseIn):
     except ValueError as exc:
         raise HttpError(422, str(exc)) from exc
     if payload.description:
-        kb.description = payload.description
-        kb.save(update_fields=["description"])
-    return 201, _kb_out(kb)
+        from ingest.services import kb_update as update
+
+        update(kb=kb, description=payload.description)
+    return Status(201, _kb_out(kb))
 
 
 @router.get("/kbs/{slug}", response=KnowledgeBaseOut, summary="One knowledge base")
@@ -142,9 +171,10 @@ def kb_detail(request, slug: str):
 def kb_update(request, slug: str, payload: KnowledgeBasePatch):
     from ingest.services import kb_update as update
 
+    staff_only(request)
     kb = kb_for(request, slug)
     try:
-        kb = update(kb=kb, name=payload.name, description=payload.description)
+        kb = update(kb=kb, name=payload.name, **payload.dict(exclude_unset=True, exclude={"name"}))
     except ValueError as exc:
         raise HttpError(409, str(exc)) from exc
     return _kb_out(kb)
@@ -152,15 +182,16 @@ def kb_update(request, slug: str, payload: KnowledgeBasePatch):
 
 @router.delete("/kbs/{slug}", response={204: None}, summary="Delete with all documents")
 def kb_remove(request, slug: str):
+    staff_only(request)
     kb_delete(kb=kb_for(request, slug), store=get_store())
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/kbs/{slug}/documents", response=list[DocumentOut], summary="List documents")
 def document_list(
     request, slug: str, status: str = "", q: str = "", limit: int = 200, offset: int = 0
 ):
-    documents = Document.objects.filter(kb=kb_for(request, slug)).select_related("kb")
+    documents = Document.objects.filter(kb=kb_for(request, slug, manage=True)).select_related("kb")
     if status:
         documents = documents.filter(status=status)
     if q:
@@ -171,36 +202,36 @@ def document_list(
 
 @router.post("/kbs/{slug}/documents", response={201: list[UploadOut]}, summary="Upload files")
 def document_upload(request, slug: str, files: list[UploadedFile] = File(...)):  # noqa: B008
-    kb = kb_for(request, slug)
+    kb = kb_for(request, slug, manage=True)
     results = []
     for upload in files:
         result = document_create(kb=kb, filename=upload.name or "upload", content=upload)
         results.append({"document": result.document, "created": result.created})
-    return 201, results
+    return Status(201, results)
 
 
 @router.get("/documents/{pk}", response=DocumentOut, summary="Document status")
 def document_detail(request, pk: int):
-    return document_for(request, pk)
+    return document_for(request, pk, manage=True)
 
 
 @router.delete("/documents/{pk}", response={204: None}, summary="Delete a document")
 def document_remove(request, pk: int):
-    document_delete(document=document_for(request, pk), store=get_store())
-    return 204, None
+    document_delete(document=document_for(request, pk, manage=True), store=get_store())
+    return Status(204, None)
 
 
 @router.post("/documents/{pk}/reindex", response={202: DocumentOut}, summary="Re-index / retry")
 def document_retry(request, pk: int):
-    document = document_for(request, pk)
+    document = document_for(request, pk, manage=True)
     if document.status in {"queued", "processing"}:
         raise HttpError(409, "The document is already queued or being processed.")
     try:
-        return 202, document_reindex(document=document)
+        return Status(202, document_reindex(document=document))
     except IngestError as exc:
         raise HttpError(409, str(exc)) from exc
 
 
 @router.get("/documents/{pk}/chunks", response=list[ChunkOut], summary="A document's chunks")
 def document_chunks(request, pk: int):
-    return list(document_for(request, pk).chunks.order_by("ordinal"))
+    return list(document_for(request, pk, manage=True).chunks.order_by("ordinal"))

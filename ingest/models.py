@@ -5,15 +5,43 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.text import slugify
 
 
 class KnowledgeBase(models.Model):
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Anyone, signed in or not"
+        MEMBERS = "members", "Staff and the members listed"
+
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.MEMBERS
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="knowledge_bases"
+    )
+    # Chat settings; blank means the site-wide default from the environment.
+    system_prompt = models.TextField(
+        blank=True, help_text="Extra instructions for the assistant, added to Docent's own rules"
+    )
+    model = models.CharField(
+        max_length=200, blank=True, help_text="Model id, e.g. ministral-8b-2512"
+    )
+    temperature = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(2)]
+    )
+    retrieval_budget = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(256), MaxValueValidator(256_000)],
+        help_text="Tokens of retrieved sources per question (up to 256000)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

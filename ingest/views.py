@@ -4,23 +4,36 @@ from __future__ import annotations
 
 from itertools import groupby
 
+from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
-from ingest.models import Document
+from ingest.access import kb_readable
+from ingest.forms import KnowledgeBaseForm
+from ingest.models import Asset, Document, KnowledgeBase
 from ingest.pipeline.chunk import merge_chunk_texts
+from ingest.services import kb_delete, kb_get_or_create, kb_update
+from ingest.store import get_store
 
 # Only these are shown in the browser; anything else (HTML above all) is a download,
 # so an uploaded page can never run script on Docent's origin.
 _INLINE_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/webp", "image/gif"}
 
 
+def _readable_document(request: HttpRequest, pk: int) -> Document:
+    document = get_object_or_404(Document.objects.select_related("kb"), pk=pk)
+    if not kb_readable(kb=document.kb, user=request.user):
+        raise Http404("No such document")
+    return document
+
+
 @require_GET
 def document_view(request: HttpRequest, pk: int) -> HttpResponse:
-    document = get_object_or_404(Document.objects.select_related("kb"), pk=pk)
+    document = _readable_document(request, pk)
     chunks = document.chunks.order_by("ordinal").only("page", "text", "heading")
     pages = [
         {"number": page, "text": merge_chunk_texts([c.text for c in group])}
@@ -41,10 +54,8 @@ def document_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def document_file(request: HttpRequest, pk: int) -> FileResponse:
-    document = get_object_or_404(Document, pk=pk)
+    document = _readable_document(request, pk)
     if not document.file:
-        from django.http import Http404
-
         raise Http404("This upload was rejected, so no file was kept.")
     inline = document.mime_type in _INLINE_TYPES
     response = FileResponse(
@@ -62,9 +73,9 @@ def document_file(request: HttpRequest, pk: int) -> FileResponse:
 
 @require_GET
 def asset_file(request: HttpRequest, pk: int) -> FileResponse:
-    from ingest.models import Asset
-
-    asset = get_object_or_404(Asset, pk=pk)
+    asset = get_object_or_404(Asset.objects.select_related("kb"), pk=pk)
+    if not kb_readable(kb=asset.kb, user=request.user):
+        raise Http404("No such image")
     response = FileResponse(
         default_storage.open(asset.file.name, "rb"), content_type=asset.mime_type
     )
@@ -75,7 +86,46 @@ def asset_file(request: HttpRequest, pk: int) -> FileResponse:
 @staff_member_required
 @require_GET
 def documents_page(request: HttpRequest, slug: str) -> HttpResponse:
-    from ingest.models import KnowledgeBase
-
     kb = get_object_or_404(KnowledgeBase, slug=slug)
     return render(request, "ingest/documents.html", {"kb": kb, "kbs": KnowledgeBase.objects.all()})
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def kb_list_page(request: HttpRequest) -> HttpResponse:
+    """Knowledge bases: list them and create a new one."""
+    form = KnowledgeBaseForm(data=request.POST or None, initial={"visibility": "members"})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if KnowledgeBase.objects.filter(name__iexact=" ".join(data["name"].split())).exists():
+            form.add_error("name", "A knowledge base with that name already exists.")
+        else:
+            kb = kb_get_or_create(name=data.pop("name"))
+            kb_update(kb=kb, **data)
+            return redirect("documents", slug=kb.slug)
+    kbs = KnowledgeBase.objects.annotate(document_total=Count("documents")).order_by("name")
+    return render(request, "ingest/kbs.html", {"kbs": kbs, "form": form})
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def kb_settings_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Rename a knowledge base, change its settings, or delete it with everything in it."""
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    if request.method == "POST" and request.POST.get("action") == "delete":
+        if request.POST.get("confirm") != kb.name:
+            messages.error(request, "Type the knowledge base's exact name to delete it.")
+            return redirect("kb-settings", slug=kb.slug)
+        kb_delete(kb=kb, store=get_store())
+        messages.success(request, f"Deleted {kb.name} and everything in it.")
+        return redirect("kb-list")
+    form = KnowledgeBaseForm.for_kb(kb, data=request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            kb_update(kb=kb, **form.cleaned_data)
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Saved.")
+            return redirect("kb-settings", slug=kb.slug)
+    return render(request, "ingest/kb_settings.html", {"kb": kb, "form": form})

@@ -46,10 +46,27 @@ def kb_get_or_create(*, name: str) -> KnowledgeBase:
         return KnowledgeBase.objects.get(name__iexact=name)
 
 
+_KB_SETTINGS = {
+    "description",
+    "visibility",
+    "system_prompt",
+    "model",
+    "temperature",
+    "retrieval_budget",
+}
+
+
 def kb_update(
-    *, kb: KnowledgeBase, name: str | None = None, description: str | None = None
+    *, kb: KnowledgeBase, name: str | None = None, members=None, **fields
 ) -> KnowledgeBase:
-    """Rename or re-describe a knowledge base; its slug (and URLs) stay the same."""
+    """Rename a knowledge base or change its settings; its slug (and URLs) stay the same.
+
+    fields: any of description, visibility, system_prompt, model, temperature,
+    retrieval_budget (tokens, 256-256000). members: the users who may read it.
+    """
+    unknown = set(fields) - _KB_SETTINGS
+    if unknown:
+        raise ValueError(f"Unknown knowledge base settings: {', '.join(sorted(unknown))}")
     if name is not None:
         name = " ".join(name.split())[:100]
         if not name:
@@ -57,9 +74,20 @@ def kb_update(
         if KnowledgeBase.objects.filter(name__iexact=name).exclude(pk=kb.pk).exists():
             raise ValueError("A knowledge base with that name already exists.")
         kb.name = name
-    if description is not None:
-        kb.description = description
+    budget = fields.get("retrieval_budget")
+    if budget is not None and not 256 <= budget <= 256_000:
+        raise ValueError("The retrieval budget must be between 256 and 256000 tokens.")
+    temperature = fields.get("temperature")
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise ValueError("The temperature must be between 0 and 2.")
+    if fields.get("visibility", kb.visibility) not in KnowledgeBase.Visibility.values:
+        raise ValueError("Visibility must be public or members.")
+    for field, value in fields.items():
+        if value is not None or field in {"temperature", "retrieval_budget"}:
+            setattr(kb, field, value)
     kb.save()
+    if members is not None:
+        kb.members.set(members)
     return kb
 
 

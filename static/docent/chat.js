@@ -67,6 +67,31 @@
   });
   stop.addEventListener("click", () => controller && controller.abort());
 
+  function feedbackBar(messageId) {
+    const bar = el("div", "feedback-bar");
+    bar.dataset.message = messageId;
+    for (const [rating, label, title] of [[1, "👍", "Helpful"], [-1, "👎", "Not helpful"]]) {
+      const button = el("button", "", label);
+      button.type = "button";
+      button.dataset.rating = rating;
+      button.title = title;
+      bar.append(button);
+    }
+    return bar;
+  }
+
+  list.addEventListener("click", async (event) => {
+    const button = event.target.closest(".feedback-bar button");
+    if (!button) return;
+    const bar = button.parentElement;
+    const body = new FormData();
+    body.append("rating", button.dataset.rating);
+    if (button.dataset.rating === "-1") body.append("comment", window.prompt("What was wrong with this answer? (optional)") || "");
+    const url = chat.dataset.feedbackUrl.replace("/0/", `/${bar.dataset.message}/`);
+    const response = await fetch(url, { method: "POST", body, headers: { "X-CSRFToken": csrf } });
+    if (response.ok) bar.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+  });
+
   function renderSources(container, sources) {
     container.replaceChildren();
     for (const source of sources) {
@@ -172,6 +197,7 @@
         } else if (kind === "done") {
           status.hidden = true;
           if (data.retrieval_only) answerItem.classList.add("retrieval-only");
+          answerItem.append(feedbackBar(data.message_id));
         }
       });
     } catch (error) {

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from assistant.models import Message
-from ingest.services import kb_get_or_create
+from ingest.services import kb_get_or_create, kb_update
 from tests.llm_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,7 +35,7 @@ def read_events(response) -> list[tuple[str, dict]]:
 
 
 def test_sse_stream_events_and_sanitised_html(live_app, ingest_text):
-    kb = kb_get_or_create(name="Docs")
+    kb = kb_update(kb=kb_get_or_create(name="Docs"), visibility="public")
     ingest_text(kb, "faq.md", "# Accounts\n\nPasswords reset from Settings > Security.")
     live_app.llm.script(Reply(text="Use **Settings** [1] <script>alert(1)</script> [7]"))
     client, token = open_session(live_app)
@@ -59,7 +59,7 @@ def test_sse_stream_events_and_sanitised_html(live_app, ingest_text):
 
 
 def test_input_errors_are_refused_with_400(live_app):
-    kb = kb_get_or_create(name="Docs")
+    kb = kb_update(kb=kb_get_or_create(name="Docs"), visibility="public")
     client, token = open_session(live_app)
     empty = client.post(
         "/chat/stream", data={"kb": kb.slug, "question": " "}, headers={"X-CSRFToken": token}
@@ -77,7 +77,7 @@ def test_input_errors_are_refused_with_400(live_app):
 
 
 def test_stop_closes_the_model_stream_and_keeps_the_partial_answer(live_app, ingest_text):
-    kb = kb_get_or_create(name="Docs")
+    kb = kb_update(kb=kb_get_or_create(name="Docs"), visibility="public")
     ingest_text(kb, "faq.md", "# Accounts\n\nPasswords reset from Settings > Security.")
     live_app.llm.script(Reply(text="slow " * 400, delay_per_token=0.02))
     client, token = open_session(live_app)
@@ -105,7 +105,7 @@ def test_stop_closes_the_model_stream_and_keeps_the_partial_answer(live_app, ing
 
 
 def test_conversation_continues_and_reloads(live_app, ingest_text):
-    kb = kb_get_or_create(name="Docs")
+    kb = kb_update(kb=kb_get_or_create(name="Docs"), visibility="public")
     ingest_text(kb, "faq.md", "# Accounts\n\nPasswords reset from Settings > Security.")
     client, token = open_session(live_app)
     with client.stream(

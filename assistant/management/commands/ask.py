@@ -38,7 +38,7 @@ class Command(BaseCommand):
             events = answer_stream(
                 kb=knowledge_base,
                 question=" ".join(question),
-                tools=chat_tools(),
+                tools=chat_tools(knowledge_base),
                 conversation=conversation,
                 screenshots=shots,
                 owner_key="cli",

@@ -1,0 +1,85 @@
+"""In headless Chromium: staff manage documents; an ordinary user cannot."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from ingest.models import Document
+from ingest.services import kb_get_or_create
+from tests import factories
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def sign_in(page, url: str, username: str, password: str) -> None:
+    page.goto(f"{url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
+def test_staff_upload_three_files_watch_them_and_delete_one(
+    live_app, browser, staff_user, tmp_path
+):
+    kb = kb_get_or_create(name="Support")
+    files = {
+        "setup.md": b"# Setup\n\nPlug the hub into port A before powering on.",
+        "errors.pdf": factories.text_pdf(
+            ["Error 12 means the fan is blocked.", "Error 13 means overheating."]
+        ),
+        "dialog.png": factories.text_image(["Update failed: not enough storage"]),
+    }
+    paths = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, live_app.url, "staff", "staff-pass-123")
+    page.goto(f"{live_app.url}/kb/{kb.slug}/documents/")
+    page.set_input_files("#files", paths)  # three at once
+    page.wait_for_function(
+        "document.querySelectorAll('#doc-rows tr[data-status=ready]').length === 3", timeout=180_000
+    )
+    table = page.inner_text("#doc-rows")
+    assert all(name in table for name in files)
+    assert "errors.pdf" in table and "2" in page.inner_text("tr:has-text('errors.pdf')")  # pages
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("tr:has-text('setup.md') button:has-text('Delete')")
+    page.wait_for_function("!document.querySelector('#doc-rows').innerText.includes('setup.md')")
+    assert sorted(Document.objects.values_list("filename", flat=True)) == [
+        "dialog.png",
+        "errors.pdf",
+    ]
+    context.close()
+
+
+def test_ordinary_user_reaches_neither_the_upload_page_nor_write_endpoints(live_app, browser):
+    kb = kb_get_or_create(name="Support")
+    get_user_model().objects.create_user("visitor", password="visitor-pass-123")
+    document = Document.objects.create(kb=kb, filename="x.md", sha256="0" * 64, status="ready")
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, live_app.url, "visitor", "visitor-pass-123")
+    page.goto(f"{live_app.url}/kb/{kb.slug}/documents/")
+    assert "/admin/login/" in page.url  # bounced to a staff login
+    assert page.locator("#files").count() == 0
+    csrf = next(c["value"] for c in context.cookies() if c["name"] == "csrftoken")
+    headers = {"X-CSRFToken": csrf, "Referer": live_app.url + "/"}
+    upload = page.request.post(
+        f"{live_app.url}/api/kbs/{kb.slug}/documents",
+        multipart={"files": {"name": "a.md", "mimeType": "text/markdown", "buffer": b"# A"}},
+        headers=headers,
+    )
+    assert upload.status in (403, 404)
+    assert page.request.delete(
+        f"{live_app.url}/api/documents/{document.pk}", headers=headers
+    ).status in (403, 404)
+    assert (
+        page.request.post(f"{live_app.url}/api/kbs", data={"name": "Mine"}, headers=headers).status
+        == 403
+    )
+    assert Document.objects.count() == 1
+    context.close()
