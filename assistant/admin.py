@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from assistant.keys import api_key_create
-from assistant.models import ApiKey, Conversation, Feedback, Message
+from assistant.models import ApiKey, Conversation, Feedback, Message, Widget
 
 
 class MessageInline(admin.TabularInline):
@@ -111,3 +111,42 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         if change:
             super().save_related(request, form, formsets, change)
+
+
+@admin.register(Widget)
+class WidgetAdmin(admin.ModelAdmin):
+    list_display = ["name", "public_id", "kb", "enabled", "created_at"]
+    list_filter = ["enabled", "kb"]
+    readonly_fields = ["public_id", "embed_snippet", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "kb", "enabled", "public_id", "embed_snippet"]}),
+        ("Where it may appear", {"fields": ["allowed_origins"]}),
+        ("Look", {"fields": ["title", "greeting", "starter_questions", "color", "position"]}),
+        (
+            "Limits",
+            {
+                "fields": [
+                    "accept_screenshots",
+                    "daily_quota_per_visitor",
+                    "daily_quota_per_ip",
+                    "max_message_chars",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description="Embed snippet")
+    def embed_snippet(self, obj) -> str:
+        if not obj.pk:
+            return "Save the widget to get its snippet."
+        from django.utils.html import format_html
+
+        return format_html(
+            '<code>&lt;script src="{}/static/docent/widget.js" data-widget="{}" async&gt;&lt;/script&gt;</code>',
+            self._origin,
+            obj.public_id,
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        self._origin = request.build_absolute_uri("/").rstrip("/")
+        return super().get_readonly_fields(request, obj)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 from ingest.models import KnowledgeBase
@@ -117,3 +118,81 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+def _widget_public_id() -> str:
+    import secrets
+
+    return "w_" + secrets.token_urlsafe(9)
+
+
+class Widget(models.Model):
+    """A help widget any site embeds with one <script> tag, over one knowledge base."""
+
+    class Position(models.TextChoices):
+        BOTTOM_RIGHT = "bottom-right", "Bottom right"
+        BOTTOM_LEFT = "bottom-left", "Bottom left"
+
+    public_id = models.CharField(
+        max_length=32, unique=True, default=_widget_public_id, editable=False
+    )
+    name = models.CharField(max_length=100)
+    kb = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="widgets")
+    enabled = models.BooleanField(default=True)
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text="One origin per line, e.g. https://www.example.com. Empty: allowed nowhere.",
+    )
+    title = models.CharField(max_length=100, default="Help")
+    greeting = models.CharField(max_length=500, default="Hi! Ask me anything about our product.")
+    starter_questions = models.TextField(blank=True, help_text="One per line, shown as buttons")
+    color = models.CharField(
+        max_length=7,
+        default="#3056d3",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #3056d3.")],
+        help_text="#rrggbb",
+    )
+    position = models.CharField(
+        max_length=16, choices=Position.choices, default=Position.BOTTOM_RIGHT
+    )
+    accept_screenshots = models.BooleanField(default=True)
+    daily_quota_per_visitor = models.PositiveIntegerField(
+        default=50, help_text="Questions per visitor per day"
+    )
+    daily_quota_per_ip = models.PositiveIntegerField(
+        default=300, help_text="Questions per IP address per day"
+    )
+    max_message_chars = models.PositiveIntegerField(default=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id})"
+
+    @property
+    def origins(self) -> list[str]:
+        return [
+            line.strip().rstrip("/") for line in self.allowed_origins.splitlines() if line.strip()
+        ]
+
+    @property
+    def starters(self) -> list[str]:
+        return [line.strip() for line in self.starter_questions.splitlines() if line.strip()][:6]
+
+
+class WidgetUsage(models.Model):
+    """Questions asked through a widget per day, per visitor or per IP address (for quotas)."""
+
+    widget = models.ForeignKey(Widget, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    key = models.CharField(max_length=80, help_text="visitor:<id> or ip:<address>")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["widget", "day", "key"], name="widget_usage_once_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.widget} {self.day} {self.key}: {self.count}"

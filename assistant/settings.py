@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "corsheaders",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_tasks",
@@ -80,6 +81,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "assistant.middleware.WidgetCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -202,3 +204,13 @@ RETRIEVAL_LEXICAL_WEIGHT = _get("float", "RETRIEVAL_LEXICAL_WEIGHT", 0.15, minim
 MAX_QUESTION_CHARS = _get("int", "MAX_QUESTION_CHARS", 8000, minimum=10)
 MAX_CHAT_IMAGE_BYTES = _get("int", "MAX_CHAT_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
 REWRITE_FOLLOWUPS = _get("bool", "REWRITE_FOLLOWUPS", True)
+
+# --- Embeddable widget ---------------------------------------------------------------------
+WIDGET_SESSION_SECONDS = _get("int", "WIDGET_SESSION_SECONDS", 3600, minimum=60)
+TRUST_X_FORWARDED_FOR = _get("bool", "TRUST_X_FORWARDED_FOR", False)
+# CORS applies only to the widget's API, and only for origins a widget allows (checked
+# per request in assistant.apps); nothing else on the site is readable cross-origin.
+CORS_URLS_REGEX = r"^/widget/api/"
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_ALLOW_CREDENTIALS = False

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from assistant import views as chat
+from assistant import widget_views as widget
 from assistant.api import api
 from ingest import views as documents
 
@@ -23,6 +24,16 @@ urlpatterns = [
     path("assets/<int:pk>", documents.asset_file, name="asset-file"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("widget/api/<str:public_id>/session", widget.widget_session, name="widget-session"),
+    path("widget/api/<str:public_id>/chat", widget.widget_chat, name="widget-chat"),
+    path(
+        "widget/api/<str:public_id>/conversations/<str:uid>",
+        widget.widget_conversation,
+        name="widget-conversation",
+    ),
+    path(
+        "widget/<str:public_id>/documents/<int:pk>/", widget.widget_document, name="widget-document"
+    ),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,221 @@
+/* Docent help widget. Embed with:
+ *   <script src="https://DOCENT/static/docent/widget.js" data-widget="PUBLIC_ID" async></script>
+ * Everything lives in a shadow root, so the host page's CSS cannot reach it. The page never
+ * holds an API key: the widget gets a short-lived session token bound to this origin.
+ * HTML inserted below was rendered and sanitised by the server (nh3); all else is text. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || !script.dataset.widget) return;
+  var id = script.dataset.widget;
+  var base = new URL(script.src).origin;
+  var api = base + "/widget/api/" + encodeURIComponent(id);
+  var store = "docent:" + id + ":";
+  var session = null, config = null, controller = null, files = [];
+
+  var host = document.createElement("div");
+  host.setAttribute("data-docent-widget", id);
+  host.style.cssText = "all:initial;position:fixed;z-index:2147483000;bottom:20px;right:20px;";
+  var root = host.attachShadow({ mode: "open" });
+  root.innerHTML =
+    "<style>" +
+    ":host{all:initial}.wrap{--c:#3056d3}*{box-sizing:border-box;font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:14px;line-height:1.45;color:#1d2330}" +
+    ".launcher{width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;color:#fff;font-size:24px;box-shadow:0 4px 14px rgba(0,0,0,.25);background:var(--c)}" +
+    ".panel{position:absolute;bottom:70px;right:0;width:min(380px,calc(100vw - 40px));height:min(560px,calc(100vh - 110px));background:#fff;border-radius:14px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}" +
+    ".left .panel{right:auto;left:0}.panel[hidden]{display:none}" +
+    "header{background:var(--c);color:#fff;padding:10px 12px;display:flex;align-items:center;gap:8px}header *{color:#fff}header strong{flex:1}" +
+    "header button{background:transparent;border:0;cursor:pointer;font-size:13px;padding:2px 6px}" +
+    ".log{flex:1;overflow:auto;padding:12px;display:flex;flex-direction:column;gap:10px}" +
+    ".m{max-width:88%;padding:8px 11px;border-radius:12px;background:#f2f4f7;overflow-wrap:anywhere}.m.user{align-self:flex-end;background:var(--c);color:#fff}.m.user *{color:#fff}" +
+    ".m p{margin:0 0 6px}.m p:last-child{margin:0}.m pre{white-space:pre-wrap;background:#e9ecf1;padding:6px;border-radius:6px}" +
+    ".m a{color:var(--c)}.m a.cite{font-size:11px;vertical-align:super;text-decoration:none}" +
+    ".src{font-size:12px;color:#667085;margin:4px 0 0 16px;padding:0}.src a{color:#667085}" +
+    ".note{font-size:12px;color:#667085;text-align:center}.err{color:#b42318;font-size:13px}" +
+    ".starters{display:flex;flex-wrap:wrap;gap:6px}.starters button{border:1px solid var(--c);color:var(--c);background:#fff;border-radius:14px;padding:4px 10px;cursor:pointer}" +
+    "form{border-top:1px solid #e4e7ec;padding:8px;display:flex;gap:6px;align-items:flex-end}" +
+    "textarea{flex:1;resize:none;border:1px solid #d0d5dd;border-radius:8px;padding:7px;min-height:38px;max-height:110px}" +
+    "form button{border:0;border-radius:8px;background:var(--c);color:#fff;padding:8px 12px;cursor:pointer}form button[hidden]{display:none}" +
+    ".attach{cursor:pointer;font-size:18px;padding:6px}.tray{display:flex;gap:4px;padding:0 8px}.tray img{height:40px;border-radius:4px;border:1px solid #d0d5dd}" +
+    "</style>" +
+    '<div class="wrap"><div class="panel" hidden role="dialog" aria-label="Help">' +
+    '<header><strong class="title">Help</strong><button class="new" type="button" title="New conversation">New</button>' +
+    '<button class="close" type="button" title="Close">✕</button></header>' +
+    '<div class="log" aria-live="polite"></div><div class="tray"></div>' +
+    '<form><label class="attach" title="Attach a screenshot" hidden>📎<input type="file" accept="image/*" multiple hidden></label>' +
+    '<textarea rows="1" placeholder="Ask a question…" aria-label="Your question"></textarea>' +
+    '<button class="send" type="submit">Send</button><button class="stop" type="button" hidden>Stop</button></form></div>' +
+    '<button class="launcher" type="button" aria-label="Open help">?</button></div>';
+  var $ = function (s) { return root.querySelector(s); };
+  var wrap = $(".wrap"), panel = $(".panel"), log = $(".log"), input = $("textarea"), form = $("form");
+  var sendBtn = $(".send"), stopBtn = $(".stop"), tray = $(".tray"), attach = $(".attach");
+
+  function el(tag, cls, text) {
+    var n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text !== undefined) n.textContent = text;
+    return n;
+  }
+  function note(text, cls) { var n = el("p", cls || "note", text); log.appendChild(n); log.scrollTop = log.scrollHeight; return n; }
+  function get(key) { try { return localStorage.getItem(store + key) || ""; } catch (e) { return ""; } }
+  function put(key, value) { try { value ? localStorage.setItem(store + key, value) : localStorage.removeItem(store + key); } catch (e) { /* storage off */ } }
+
+  function startSession() {
+    return fetch(api + "/session", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ visitor: get("visitor") }) })
+      .then(function (r) { return r.json().then(function (b) { if (!r.ok) throw new Error(b.error || "unavailable"); return b; }); })
+      .then(function (b) {
+        session = b.token;
+        config = b.config;
+        put("visitor", b.visitor);
+        setTimeout(function () { session = null; }, (b.expires_in - 60) * 1000);
+        return b;
+      });
+  }
+  function ensureSession() { return session ? Promise.resolve() : startSession(); }
+
+  function sources(list) {
+    var ol = el("ol", "src");
+    list.forEach(function (s) {
+      var li = el("li"), a = el("a", "", s.document + (s.pages.length ? ", p. " + s.pages[0] : ""));
+      li.value = s.number; a.href = s.url; a.target = "_blank"; a.rel = "noopener";
+      li.appendChild(a); ol.appendChild(li);
+    });
+    return ol;
+  }
+  function answerBubble(html, srcs) {
+    var m = el("div", "m bot");
+    m.innerHTML = html; // sanitised by the server
+    m.querySelectorAll("a").forEach(function (a) { a.target = "_blank"; a.rel = "noopener"; });
+    log.appendChild(m);
+    if (srcs && srcs.length) log.appendChild(sources(srcs));
+    return m;
+  }
+  function greet() {
+    log.textContent = "";
+    note(config.greeting, "m bot");
+    if (config.starters.length) {
+      var box = el("div", "starters");
+      config.starters.forEach(function (q) {
+        var b = el("button", "", q); b.type = "button";
+        b.addEventListener("click", function () { box.remove(); ask(q); });
+        box.appendChild(b);
+      });
+      log.appendChild(box);
+    }
+  }
+  function restore() {
+    var conversation = get("conversation");
+    if (!conversation) return greet();
+    fetch(api + "/conversations/" + encodeURIComponent(conversation), { headers: { Authorization: "Bearer " + session } })
+      .then(function (r) { if (!r.ok) throw new Error(); return r.json(); })
+      .then(function (b) {
+        log.textContent = "";
+        b.messages.forEach(function (m) {
+          if (m.role === "user") log.appendChild(el("div", "m user", m.text));
+          else answerBubble(m.html, m.sources);
+        });
+        log.scrollTop = log.scrollHeight;
+      })
+      .catch(function () { put("conversation", ""); greet(); });
+  }
+
+  function readImages() {
+    return Promise.all(files.map(function (f) {
+      return new Promise(function (ok, fail) { var r = new FileReader(); r.onload = function () { ok(r.result); }; r.onerror = fail; r.readAsDataURL(f); });
+    }));
+  }
+  function addFiles(list) {
+    if (!config || !config.screenshots) return;
+    Array.prototype.forEach.call(list, function (f) { if (f.type.indexOf("image/") === 0 && files.length < 4) files.push(f); });
+    tray.textContent = "";
+    files.forEach(function (f) { var i = el("img"); i.alt = "screenshot"; i.src = URL.createObjectURL(f); tray.appendChild(i); });
+  }
+
+  function ask(question) {
+    question = question.trim();
+    if (!question || controller) return;
+    if (question.length > config.max_chars) { note("Please keep questions under " + config.max_chars + " characters.", "err"); return; }
+    log.appendChild(el("div", "m user", question));
+    var bubble = el("div", "m bot", "…"), raw = "", srcs = [];
+    log.appendChild(bubble);
+    input.value = "";
+    controller = new AbortController();
+    sendBtn.hidden = true; stopBtn.hidden = false;
+    ensureSession().then(readImages).then(function (images) {
+      files = []; tray.textContent = "";
+      return fetch(api + "/chat", {
+        method: "POST", signal: controller.signal,
+        headers: { "Content-Type": "application/json", Authorization: "Bearer " + session },
+        body: JSON.stringify({ question: question, conversation: get("conversation"), images: images }),
+      });
+    }).then(function (r) {
+      if (r.status === 429) { throw new Error("You have reached today's limit of questions. Please come back tomorrow."); }
+      if (r.status === 401) { session = null; }
+      if (!r.ok) return r.json().then(function (b) { throw new Error(b.error || "Something went wrong."); });
+      var reader = r.body.getReader(), decoder = new TextDecoder(), buffer = "";
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) return;
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            var frame = buffer.slice(0, cut), kind = "message", data = [];
+            buffer = buffer.slice(cut + 2);
+            frame.split("\n").forEach(function (line) {
+              if (line.indexOf("event:") === 0) kind = line.slice(6).trim();
+              else if (line.indexOf("data:") === 0) data.push(line.slice(5).trim());
+            });
+            if (!data.length) continue;
+            var d = JSON.parse(data.join("\n"));
+            if (kind === "conversation") put("conversation", d.id);
+            else if (kind === "sources") srcs = d.sources;
+            else if (kind === "delta") { raw += d.text; bubble.textContent = raw; }
+            else if (kind === "html") { bubble.innerHTML = d.html; bubble.querySelectorAll("a").forEach(function (a) { a.target = "_blank"; a.rel = "noopener"; }); }
+            else if (kind === "error") note(d.message, "err");
+            log.scrollTop = log.scrollHeight;
+          }
+          return pump();
+        });
+      }
+      return pump().then(function () { if (srcs.length) log.appendChild(sources(srcs)); });
+    }).catch(function (e) {
+      if (bubble.textContent === "…") bubble.remove();
+      note(e.name === "AbortError" ? "Stopped." : e.message, "err");
+    }).then(function () {
+      controller = null; sendBtn.hidden = false; stopBtn.hidden = true; log.scrollTop = log.scrollHeight;
+    });
+  }
+
+  form.addEventListener("submit", function (e) { e.preventDefault(); ask(input.value); });
+  input.addEventListener("keydown", function (e) { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); ask(input.value); } });
+  input.addEventListener("paste", function (e) {
+    var items = (e.clipboardData && e.clipboardData.files) || [];
+    if (items.length) { addFiles(items); e.preventDefault(); }
+  });
+  $("input[type=file]").addEventListener("change", function (e) { addFiles(e.target.files); e.target.value = ""; });
+  stopBtn.addEventListener("click", function () { if (controller) controller.abort(); });
+  $(".close").addEventListener("click", function () { panel.hidden = true; });
+  $(".new").addEventListener("click", function () { put("conversation", ""); greet(); });
+  $(".launcher").addEventListener("click", function () {
+    panel.hidden = !panel.hidden;
+    if (!panel.hidden) input.focus();
+  });
+
+  function mount() {
+    document.body.appendChild(host);
+    startSession().then(function () {
+      wrap.style.setProperty("--c", /^#[0-9a-fA-F]{6}$/.test(config.color) ? config.color : "#3056d3");
+      $(".title").textContent = config.title;
+      if (config.position === "bottom-left") { host.style.right = "auto"; host.style.left = "20px"; wrap.classList.add("left"); }
+      attach.hidden = !config.screenshots;
+      input.maxLength = config.max_chars;
+      restore();
+    }).catch(function () {
+      wrap.style.setProperty("--c", "#667085");
+      log.textContent = "";
+      note("Help is unavailable on this page.", "err");
+      form.hidden = true;
+      $(".new").hidden = true;
+    });
+  }
+  if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
+})();

@@ -1,0 +1,209 @@
+"""The help widget embedded in a page on another loopback origin (127.0.0.2), in Chromium."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from assistant.models import Message, Widget
+from ingest.services import kb_get_or_create
+from tests import factories
+from tests.llm_server import Reply
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+HOSTILE_CSS = """
+* { color: red !important; font-size: 40px !important; font-family: serif !important; }
+button { display: none !important; } div { background: yellow !important; }
+textarea { visibility: hidden !important; }
+"""
+
+
+@pytest.fixture
+def host_site():
+    """Serve one HTML page from a given loopback address, like a customer's website."""
+    servers = []
+
+    def serve(address: str, body: str) -> str:
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer((address, 0), Page)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://{address}:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+
+
+def page_html(app_url: str, widget: Widget) -> str:
+    return (
+        f"<!doctype html><html><head><style>{HOSTILE_CSS}</style></head><body><h1>Shop</h1>"
+        f'<script src="{app_url}/static/docent/widget.js" data-widget="{widget.public_id}" async></script>'
+        "</body></html>"
+    )
+
+
+@pytest.fixture
+def shop(ingest_text, live_app):
+    kb = kb_get_or_create(name="Shop help")
+    ingest_text(
+        kb, "returns.md", "# Returns\n\nReturns are accepted within 30 days with the receipt."
+    )
+    return kb
+
+
+def make_widget(kb, origin: str, **fields) -> Widget:
+    return Widget.objects.create(
+        name="Shop",
+        kb=kb,
+        allowed_origins=origin,
+        starter_questions="How do returns work?",
+        **fields,
+    )
+
+
+def open_widget(page) -> None:
+    page.locator("button.launcher").click()
+    page.locator(".panel").wait_for(state="visible")
+
+
+def paste_image(page, png: bytes) -> None:
+    page.locator("textarea").evaluate(
+        """(box, b64) => {
+            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+            const data = new DataTransfer();
+            data.items.add(new File([bytes], "shot.png", {type: "image/png"}));
+            box.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true}));
+        }""",
+        base64.b64encode(png).decode(),
+    )
+
+
+def test_visitor_chats_streams_cites_and_pastes_a_screenshot(live_app, browser, host_site, shop):
+    origin = host_site("127.0.0.2", "")
+    site = host_site("127.0.0.2", page_html(live_app.url, make_widget(shop, origin)))
+    widget = Widget.objects.get()
+    widget.allowed_origins = f"{origin}\n{site}"
+    widget.save()
+    live_app.llm.script(
+        Reply(
+            text="You have 30 days to return items [1]. " + "Keep the receipt. " * 25,
+            delay_per_token=0.03,
+        )
+    )
+    page = browser.new_page()
+    page.goto(site)
+    open_widget(page)
+    assert "Ask me anything" in page.locator(".log").inner_text()
+    page.locator(".starters button").click()  # a starter question
+    bubble = page.locator(".m.bot").last
+    lengths = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and page.locator("button.stop").is_visible():
+        lengths.add(len(bubble.inner_text()))
+        time.sleep(0.05)
+    assert len([n for n in lengths if n > 1]) >= 3, lengths  # it streamed
+    assert "30 days" in bubble.inner_text()
+    cite = bubble.locator("a.cite").first
+    assert cite.get_attribute("href").startswith(
+        f"{live_app.url}/widget/{widget.public_id}/documents/"
+    )
+    with page.context.expect_page() as opened:
+        page.locator(".src a").first.click()
+    assert "Returns are accepted within 30 days" in opened.value.locator(".page-text").inner_text()
+
+    paste_image(page, factories.text_image(["Order #4411 refund pending"]))
+    assert page.locator(".tray img").count() == 1
+    page.locator("textarea").fill("Why is this refund pending?")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => !document.querySelector('[data-docent-widget]').shadowRoot.querySelector('button.stop').offsetParent"
+    )
+    assert live_app.llm.chat_requests[-1].n_images == 1
+    assert "4411" in Message.objects.filter(role="user").last().image_text
+
+    page.reload()  # the conversation survives a page load
+    open_widget(page)
+    page.wait_for_function(
+        "() => document.querySelector('[data-docent-widget]').shadowRoot.querySelectorAll('.m.user').length === 2"
+    )
+    page.locator("button.new").click()
+    assert page.locator(".m.user").count() == 0
+    page.close()
+
+
+def test_host_page_css_does_not_reach_the_widget(live_app, browser, host_site, shop):
+    widget = make_widget(shop, "")
+    site = host_site("127.0.0.2", page_html(live_app.url, widget))
+    widget.allowed_origins = site
+    widget.save()
+    page = browser.new_page()
+    page.goto(site)
+    launcher = page.locator("button.launcher")
+    launcher.wait_for(state="visible")  # `button { display: none !important }` did not hide it
+    open_widget(page)
+    styles = page.locator("textarea").evaluate(
+        "el => { const s = getComputedStyle(el); return [s.visibility, s.color, s.fontSize]; }"
+    )
+    assert styles[0] == "visible" and styles[1] != "rgb(255, 0, 0)" and styles[2] == "14px"
+    assert (
+        page.locator("h1").evaluate("el => getComputedStyle(el).color") == "rgb(255, 0, 0)"
+    )  # host CSS works there
+    page.close()
+
+
+def test_unlisted_origin_shows_unavailable_and_is_refused(live_app, browser, host_site, shop):
+    widget = make_widget(shop, "http://127.0.0.2:1")  # some other page, not this one
+    site = host_site("127.0.0.3", page_html(live_app.url, widget))
+    page = browser.new_page()
+    blocked = []
+    page.on("requestfailed", lambda r: blocked.append(r.url) if "/session" in r.url else None)
+    page.goto(site)
+    open_widget(page)
+    page.wait_for_function(
+        "() => document.querySelector('[data-docent-widget]').shadowRoot.querySelector('.log').innerText.includes('unavailable')"
+    )
+    assert blocked  # no CORS grant, so the browser withholds the answer from the page
+    import httpx
+
+    direct = httpx.post(
+        f"{live_app.url}/widget/api/{widget.public_id}/session", json={}, headers={"Origin": site}
+    )
+    assert direct.status_code == 403 and "Access-Control-Allow-Origin" not in direct.headers
+    assert not live_app.llm.chat_requests
+    page.close()
+
+
+def test_quota_message_shows_when_the_quota_runs_out(live_app, browser, host_site, shop):
+    widget = make_widget(shop, "", daily_quota_per_visitor=1)
+    site = host_site("127.0.0.2", page_html(live_app.url, widget))
+    widget.allowed_origins = site
+    widget.save()
+    page = browser.new_page()
+    page.goto(site)
+    open_widget(page)
+    for question in ("How do returns work?", "And exchanges?"):
+        page.locator("textarea").fill(question)
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "() => !document.querySelector('[data-docent-widget]').shadowRoot.querySelector('button.stop').offsetParent"
+        )
+    assert "reached today's limit" in page.locator(".log").inner_text()
+    assert len(live_app.llm.chat_requests) == 1
+    page.close()
