@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py serve
 
 test: $(STAMP)
-	@scripts/ensure-chromium
+	@scripts/ensure-test-packages
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

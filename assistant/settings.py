@@ -38,7 +38,8 @@ def _get(kind: str, name: str, default: object, *, minimum: float | None = None)
 # --- Paths --------------------------------------------------------------------------------
 DATA_DIR = Path(_get("str", "DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
-MEDIA_ROOT = DATA_DIR / "files"
+# Uploaded files: a folder (shared between machines when several run), or S3 below.
+MEDIA_ROOT = Path(_get("str", "MEDIA_DIR", str(DATA_DIR / "files"))).expanduser().resolve()
 MEDIA_URL = "/media/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_URL = "/static/"
@@ -129,12 +130,43 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+STORAGE_BACKEND = _get("str", "STORAGE_BACKEND", "filesystem")
+if STORAGE_BACKEND == "s3":
+    # S3 or any S3-compatible store (MinIO, Ceph, R2) through django-storages: pip install ".[s3]".
+    AWS_STORAGE_BUCKET_NAME = _get("str", "AWS_STORAGE_BUCKET_NAME", "")
+    AWS_S3_ENDPOINT_URL = _get("str", "AWS_S3_ENDPOINT_URL", "") or None
+    AWS_S3_REGION_NAME = _get("str", "AWS_S3_REGION_NAME", "") or None
+    AWS_ACCESS_KEY_ID = _get("str", "AWS_ACCESS_KEY_ID", "") or None
+    AWS_SECRET_ACCESS_KEY = _get("str", "AWS_SECRET_ACCESS_KEY", "") or None
+    AWS_DEFAULT_ACL = None
+    AWS_QUERYSTRING_AUTH = True
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME")
+    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage"}
+elif STORAGE_BACKEND == "filesystem":
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+else:
+    raise ImproperlyConfigured("STORAGE_BACKEND must be filesystem or s3")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# --- HTTPS and cookies (turn these on behind TLS; `manage.py check --deploy` checks them) ---
+SECURE_SSL_REDIRECT = _get("bool", "SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = _get("bool", "SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = _get("int", "SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = _get("bool", "SECURE_HSTS_PRELOAD", False)
+if _get("bool", "TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

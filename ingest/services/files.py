@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 from django.core.files.storage import default_storage
@@ -23,5 +24,5 @@ def storage_delete_tree(prefix: str) -> None:
         default_storage.delete(f"{prefix}/{name}")
     for folder in folders:
         storage_delete_tree(f"{prefix}/{folder}")
-    if hasattr(default_storage, "path"):
+    with contextlib.suppress(NotImplementedError):  # object stores have no folders
         shutil.rmtree(default_storage.path(prefix), ignore_errors=True)
