@@ -12,3 +12,30 @@ from corsheaders.middleware import CorsMiddleware
 
 class WidgetCorsMiddleware(CorsMiddleware):
     async_capable = False
+
+
+class DatabaseBusyMiddleware:
+    """A locked or contended database answers 503 with Retry-After instead of a 500.
+
+    SQLite waits SQLITE_BUSY_TIMEOUT seconds for a writer's lock before giving up; on
+    PostgreSQL a serialization failure or deadlock is the same story. Either way the
+    request did nothing and is safe to repeat, so the client is told to retry.
+    """
+
+    _BUSY = ("database is locked", "database table is locked", "could not serialize", "deadlock detected")
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.db import OperationalError
+        from django.http import JsonResponse
+
+        if isinstance(exception, OperationalError) and any(b in str(exception).lower() for b in self._BUSY):
+            response = JsonResponse({"error": "The server is busy; please try again in a moment."}, status=503)
+            response["Retry-After"] = "2"
+            return response
+        return None

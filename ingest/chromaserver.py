@@ -55,18 +55,26 @@ def ensure_local_server(data_dir: Path, *, timeout: float = 90.0) -> str:
         fd = os.open(users_path, os.O_RDWR | os.O_CREAT, 0o600)
         _flock_until(fd, fcntl.LOCK_SH, deadline, "waiting for a stopping Chroma server")
         _users_fd = fd
-    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        pass  # a server (or another starter) holds the path
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            info_path.unlink()
-        _spawn_keeper(data_dir, db_path, info_path, lock_fd)
-    finally:
-        os.close(lock_fd)
-    return _wait_ready(info_path, data_dir, deadline)
+    last_error = "no server yet"
+    while time.monotonic() < deadline:
+        # Whoever gets the path lock starts the server; everyone else waits for it. Trying
+        # again in the loop covers a server that dies (or stops for idleness) meanwhile.
+        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                info_path.unlink()
+            _spawn_keeper(data_dir, db_path, info_path, lock_fd)
+        finally:
+            os.close(lock_fd)
+        url, last_error = _ready_url(info_path, data_dir, min(deadline, time.monotonic() + 30))
+        if url:
+            return url
+    log = data_dir / "logs" / "chroma.log"
+    raise ChromaServerError(f"The local Chroma server did not start ({last_error}); see {log}.")
 
 
 def release_local_server() -> None:
@@ -106,20 +114,37 @@ def _spawn_keeper(data_dir: Path, db_path: Path, info_path: Path, lock_fd: int) 
     log.close()
 
 
-def _wait_ready(info_path: Path, data_dir: Path, deadline: float) -> str:
+def _ready_url(info_path: Path, data_dir: Path, until: float) -> tuple[str, str]:
+    """(url, "") once the running server answers, or ("", why not) when its keeper is gone."""
     last_error = "no server information yet"
-    while time.monotonic() < deadline:
+    while time.monotonic() < until:
         try:
             info = json.loads(info_path.read_text())
             url = f"http://127.0.0.1:{info['port']}"
-            if _alive(info["pid"], data_dir) and _heartbeat(url):
-                return url
+            if not _alive(info["pid"], data_dir):
+                return "", "the previous server is gone"
+            if _heartbeat(url):
+                return url, ""
             last_error = f"server at {url} not answering"
         except (FileNotFoundError, json.JSONDecodeError, KeyError) as exc:
             last_error = str(exc)
+            if not _lock_held(info_path.with_name("chroma.lock")):
+                return "", "no server is starting"
         time.sleep(0.1)
-    log = data_dir / "logs" / "chroma.log"
-    raise ChromaServerError(f"The local Chroma server did not start ({last_error}); see {log}.")
+    return "", last_error
+
+
+def _lock_held(lock_path: Path) -> bool:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int, data_dir: Path) -> bool:

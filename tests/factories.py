@@ -88,3 +88,71 @@ def bomb_png(side: int = 20_000) -> bytes:
     out = io.BytesIO()
     Image.new("1", (side, side), 1).save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+def _pdf(objects: list[bytes], root: int = 1) -> bytes:
+    """A hand-made PDF from object bodies (numbered from 1), with a correct xref table."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        root,
+        xref,
+    )
+    return bytes(out)
+
+
+def looping_pdf() -> bytes:
+    """The page tree contains itself: naive walkers recurse forever."""
+    return _pdf(
+        [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [2 0 R] /Count 1 >>"]
+    )
+
+
+def huge_page_count_pdf(count: int = 5_000_000) -> bytes:
+    """One real page under a page tree that claims millions."""
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count %d >>" % count,
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+        ]
+    )
+
+
+def deeply_nested_pdf(depth: int = 200_000) -> bytes:
+    """An object nested so deep that recursive parsers blow their stack."""
+    nested = b"[" * depth + b"]" * depth
+    return _pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R /Junk " + nested + b" >>",
+            b"<< /Type /Pages /Kids [] /Count 0 >>",
+        ]
+    )
+
+
+def broken_xref_pdf(pages: list[str]) -> bytes:
+    """A real text PDF whose xref offsets all point to the wrong place (readers must rebuild)."""
+    import re
+
+    data = text_pdf(pages)
+    return re.sub(rb"(\d{10}) 00000 n", lambda m: b"%010d 00000 n" % (int(m.group(1)) + 7), data)
+
+
+def gif_bomb() -> bytes:
+    """A GIF whose header claims a 60000 x 60000 canvas."""
+    header = b"GIF89a" + (60000).to_bytes(2, "little") * 2 + b"\x00\x00\x00"
+    image = (
+        b"\x2c"
+        + b"\x00\x00\x00\x00"
+        + (60000).to_bytes(2, "little") * 2
+        + b"\x00"
+        + b"\x02\x02\x44\x01\x00"
+    )
+    return header + image + b"\x3b"

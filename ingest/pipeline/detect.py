@@ -68,19 +68,24 @@ def detect_kind(data: bytes, filename: str) -> Detected:
     )
 
 
-def _detect_zip(data: bytes, mime: str) -> Detected:
+def _detect_zip(head: bytes, mime: str) -> Detected:
+    """Which Office format a ZIP is, from its entry names.
+
+    Only the first bytes are at hand, so when the central directory (at the end) is out
+    of reach the local file headers' names decide; the worker validates the whole file.
+    """
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-    except zipfile.BadZipFile as exc:
-        raise IngestError(f"The file looks like a ZIP/Office file but is damaged: {exc}.") from exc
-    if "word/document.xml" in names:
+        with zipfile.ZipFile(io.BytesIO(head)) as archive:
+            names = "\n".join(archive.namelist()).encode()
+    except zipfile.BadZipFile:
+        names = head
+    if b"word/document.xml" in names or b"word/" in names:
         return Detected(
             "docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
         )
-    if "xl/workbook.xml" in names:
+    if b"xl/workbook.xml" in names or b"xl/" in names:
         raise IngestError("Unsupported file type: this is an Excel workbook.")
-    if "ppt/presentation.xml" in names:
+    if b"ppt/presentation.xml" in names or b"ppt/" in names:
         raise IngestError("Unsupported file type: this is a PowerPoint deck.")
     raise IngestError("Unsupported file type: this is a ZIP archive, not a document.")
 

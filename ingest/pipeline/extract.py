@@ -136,7 +136,7 @@ def _extract_pdf(
 def _open_pdf(data: bytes, limits: Limits):
     """(reader, pages, notes); pages come from the page tree, or are salvaged if it is broken."""
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError, PdfReadError, PyPdfError
 
     notes: list[str] = []
     try:
@@ -168,7 +168,7 @@ def _open_pdf(data: bytes, limits: Limits):
                 notes.append(f"recovered {len(page_list)} page(s) from a damaged page tree")
     except IngestError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, RecursionError, OSError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, RecursionError, OSError) as exc:
         raise IngestError(
             f"The PDF is damaged or truncated and could not be read ({exc})."
         ) from exc

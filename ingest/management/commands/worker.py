@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import connection
+from django.db import OperationalError, connection, connections
 
 logger = logging.getLogger("docent.worker")
 
@@ -54,8 +55,23 @@ class Command(BaseCommand):
             excluded_queue_names=[],
         )
         worker.configure_signals()
+        pause, last_error = 0.5, 0.0
         try:
-            worker.run()
+            while worker.running:
+                try:
+                    worker.run()
+                except OperationalError as exc:
+                    # The queue's poll runs outside its own error handling: a database that
+                    # is locked or briefly unreachable must not take the worker down.
+                    if time.monotonic() - last_error > 60:
+                        pause = 0.5  # a new outage starts with short waits again
+                    last_error = time.monotonic()
+                    logger.warning("Database unavailable (%s); retrying in %.1f s", exc, pause)
+                    connections.close_all()
+                    time.sleep(pause)
+                    pause = min(pause * 2, 30)
+                else:
+                    break
         finally:
             stop.set()
 
