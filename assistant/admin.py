@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from assistant.keys import api_key_create
-from assistant.models import ApiKey, Conversation, Feedback, Message, Widget
+from assistant.models import ApiKey, Conversation, Feedback, Message, Widget, WidgetUsage
 
 
 class MessageInline(admin.TabularInline):
@@ -150,3 +150,13 @@ class WidgetAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         self._origin = request.build_absolute_uri("/").rstrip("/")
         return super().get_readonly_fields(request, obj)
+
+
+@admin.register(WidgetUsage)
+class WidgetUsageAdmin(admin.ModelAdmin):
+    list_display = ["widget", "day", "key", "count"]
+    list_filter = ["widget", "day"]
+    readonly_fields = ["widget", "day", "key", "count"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -117,6 +117,11 @@
       const link = el("a", "", doc.filename);
       link.href = doc.url;
       name.append(link);
+      if (doc.status === "ready") {
+        const chunks = el("a", "small", " chunks");
+        chunks.href = `${doc.url}?view=chunks`;
+        name.append(chunks);
+      }
       row.append(name, el("td", "", doc.kind || "—"), el("td", "", doc.page_count ?? "—"), statusCell(doc), actionsCell(doc));
       rows.append(row);
     }
