@@ -8,6 +8,7 @@ reported is the figure the model server will count.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -229,6 +230,10 @@ def _question_text(question: str, images: Sequence[ImageInput], vision: bool) ->
     return "\n".join(lines)
 
 
+# A model reads `</SOURCE>` or `< /source >` as a closing tag just as it reads `</source>`.
+_SOURCE_TAG = re.compile(r"<(\s*/?\s*sources?\b)", re.IGNORECASE)
+
+
 def format_source(number: int, passage: Passage, image_number: int | None = None) -> str:
     """One delimited source block; its contents are data, never instructions."""
     attrs = f'id="{number}" document="{_attr(passage.document_name)}"'
@@ -239,7 +244,7 @@ def format_source(number: int, passage: Passage, image_number: int | None = None
         attrs += f' section="{_attr(passage.heading)}"'
     if image_number is not None:
         attrs += f' image="{image_number}"'
-    body = passage.text.replace("</source", "&lt;/source").replace("<source", "&lt;source")
+    body = _SOURCE_TAG.sub(r"&lt;\1", passage.text)
     return f"<source {attrs}>\n{body.strip()}\n</source>"
 
 

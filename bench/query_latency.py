@@ -133,20 +133,26 @@ def load(size: int, *, dimension: int, progress_every: float = 5.0) -> dict:
     already = done
     vocabulary = Vocabulary()
     started = last = time.monotonic()
+    spent = {"generate": 0.0, "sqlite": 0.0, "waiting for chroma": 0.0}
     pending: deque = deque()
     with ThreadPoolExecutor(1, thread_name_prefix="chroma-upsert") as upserts:
 
         def finish_oldest() -> None:
             document_id, future = pending.popleft()
+            mark = time.monotonic()
             future.result()
+            spent["waiting for chroma"] += time.monotonic() - mark
             Document.objects.filter(pk=document_id).update(status=DocumentStatus.READY)
 
         while done < size:
             index = done // CHUNKS_PER_DOCUMENT
             n = min(CHUNKS_PER_DOCUMENT, size - done)
+            mark = time.monotonic()
             rng = np.random.default_rng([SEED, index])
             texts = vocabulary.chunk_texts(rng, n)
             vectors = unit_vectors(rng, n, dimension)
+            spent["generate"] += time.monotonic() - mark
+            mark = time.monotonic()
             with transaction.atomic():
                 document = Document.objects.create(
                     kb=kb,
@@ -178,6 +184,7 @@ def load(size: int, *, dimension: int, progress_every: float = 5.0) -> dict:
                     ),
                     batch_size=500,
                 )
+            spent["sqlite"] += time.monotonic() - mark
             metadatas = [{"doc": document.pk, "gen": 1}] * n
             pending.append(
                 (
@@ -208,6 +215,9 @@ def load(size: int, *, dimension: int, progress_every: float = 5.0) -> dict:
         while pending:
             finish_oldest()
     seconds = time.monotonic() - started
+    if done > already:
+        where = ", ".join(f"{k} {v:.0f} s" for k, v in spent.items())
+        print(f"  [{size:,}] load took {seconds:.0f} s: {where}", file=sys.stderr, flush=True)
     in_db = Chunk.objects.filter(kb=kb).count()
     in_chroma = store.count(collection=kb.collection_name)
     if in_db != size or in_chroma != size:

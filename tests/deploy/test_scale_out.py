@@ -254,7 +254,10 @@ def test_two_webs_two_workers_postgres_and_chroma(
             listing = httpx.get(
                 f"{webs[0]}/api/kbs/fleet/documents", headers=headers, timeout=30
             ).json()
-            if len(listing) == 20 and all(d["status"] in ("ready", "failed") for d in listing):
+            settled = len(listing) == 20 and all(
+                d["status"] in ("ready", "failed") for d in listing
+            )
+            if settled and len(answers) >= 2:  # each web has answered at least once
                 break
             time.sleep(0.5)
         for thread in threads:
