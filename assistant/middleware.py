@@ -22,7 +22,12 @@ class DatabaseBusyMiddleware:
     request did nothing and is safe to repeat, so the client is told to retry.
     """
 
-    _BUSY = ("database is locked", "database table is locked", "could not serialize", "deadlock detected")
+    _BUSY = (
+        "database is locked",
+        "database table is locked",
+        "could not serialize",
+        "deadlock detected",
+    )
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -34,8 +39,12 @@ class DatabaseBusyMiddleware:
         from django.db import OperationalError
         from django.http import JsonResponse
 
-        if isinstance(exception, OperationalError) and any(b in str(exception).lower() for b in self._BUSY):
-            response = JsonResponse({"error": "The server is busy; please try again in a moment."}, status=503)
+        if isinstance(exception, OperationalError) and any(
+            b in str(exception).lower() for b in self._BUSY
+        ):
+            response = JsonResponse(
+                {"error": "The server is busy; please try again in a moment."}, status=503
+            )
             response["Retry-After"] = "2"
             return response
         return None
