@@ -76,15 +76,18 @@ def retrieve(
     """The `limit` best chunks for a query, best first."""
     dense: list[tuple[Chunk, float]] = []
     lexical: list[tuple[Chunk, float]] = []
+    loaded: dict[int, Chunk] = {}
     if config.mode in ("dense", "hybrid"):
         vector = embedder.encode([query])[0]
         hits = store.query(collection=kb.collection_name, vector=vector, limit=config.candidates)
         rows = chunks_by_vector_ids(kb=kb, vector_ids=[h.vector_id for h in hits])
         dense = [(rows[h.vector_id], 1.0 - h.distance) for h in hits if h.vector_id in rows]
+        loaded = {chunk.pk: chunk for chunk, _ in dense}
     if config.mode in ("lexical", "hybrid"):
         found = chunks_search_lexical(kb=kb, query=query, limit=config.candidates)
-        rows_by_id = chunks_by_ids(ids=[h.chunk_id for h in found])
-        lexical = [(rows_by_id[h.chunk_id], h.score) for h in found if h.chunk_id in rows_by_id]
+        # Chunks both lists found are loaded once: building model rows is most of the cost.
+        loaded |= chunks_by_ids(ids=[h.chunk_id for h in found if h.chunk_id not in loaded])
+        lexical = [(loaded[h.chunk_id], h.score) for h in found if h.chunk_id in loaded]
     return fuse(dense, lexical, config=config)[:limit]
 
 

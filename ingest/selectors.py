@@ -137,20 +137,34 @@ def chunks_search_lexical(*, kb: KnowledgeBase, query: str, limit: int) -> list[
         return [LexicalHit(int(row[0]), float(row[1])) for row in cursor.fetchall()]
 
 
+# Retrieval candidates come a hundred or more per question; loading only what citing needs
+# of their documents (not timestamps or JSON details) keeps building them cheap.
+_CANDIDATE_FIELDS = (
+    *(f.name for f in Chunk._meta.concrete_fields),
+    "document__id",
+    "document__kb_id",
+    "document__filename",
+)
+
+
 def chunks_by_vector_ids(*, kb: KnowledgeBase, vector_ids: Iterable[str]) -> dict[str, Chunk]:
     """Live chunks for Chroma ids; ids without a row (stale or half-written) are left out."""
     ids = list(vector_ids)
     found: dict[str, Chunk] = {}
     for start in range(0, len(ids), 500):
-        for chunk in Chunk.objects.filter(
-            kb=kb, vector_id__in=ids[start : start + 500]
-        ).select_related("document"):
-            found[chunk.vector_id] = chunk
+        # Filtering on vector_id alone keeps the lookup on its unique index: with kb_id in
+        # the WHERE clause SQLite scans the whole knowledge base through the kb_id index.
+        batch = Chunk.objects.filter(vector_id__in=ids[start : start + 500]).order_by()
+        for chunk in batch.select_related("document").only(*_CANDIDATE_FIELDS):
+            if chunk.kb_id == kb.pk:
+                found[chunk.vector_id] = chunk
     return found
 
 
 def chunks_by_ids(*, ids: Iterable[int]) -> dict[int, Chunk]:
-    return {c.pk: c for c in Chunk.objects.filter(pk__in=list(ids)).select_related("document")}
+    chunks = Chunk.objects.filter(pk__in=list(ids)).order_by().select_related("document")
+    chunks = chunks.only(*_CANDIDATE_FIELDS)
+    return {c.pk: c for c in chunks}
 
 
 def document_chunks(*, document_id: int) -> list[Chunk]:

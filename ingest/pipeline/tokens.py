@@ -34,6 +34,7 @@ _ROLE_OVERHEAD = {"system": 2, "user": 2, "assistant": 1}  # markers, or </s> fo
 # in the Tekken pre-tokenizer regex letters only occur in the two letter alternatives, which
 # cannot contain a space/newline after their first char, and nothing else spans a newline+letter.
 _BOUNDARY = re.compile(r"(?<=[^\W\d_])(?=[ \n])|(?<=\n)(?=[^\W\d_])")
+_BOUNDARY_REVERSED = re.compile(r"(?<=[ \n])(?=[^\W\d_])|(?<=[^\W\d_])(?=\n)")  # same, mirrored
 
 
 def overhead(role: str) -> int:
@@ -80,11 +81,14 @@ def image_size(url: str) -> tuple[int, int]:
 def _tail_start(s: str) -> int:
     """Index of a late safe split point in ``s`` (0 if none): s[k:] can be counted on its own."""
     for window in (512, 8192, len(s)):
-        last = 0
-        for m in _BOUNDARY.finditer(s, max(0, len(s) - window)):
-            last = m.start()
-        if last or window >= len(s):
-            return last
+        start = max(0, len(s) - window)
+        # The first boundary of the reversed window is the last one of the window; scanning
+        # forward through every boundary of it made this the slowest step of packing.
+        m = _BOUNDARY_REVERSED.search(s[start:][::-1])
+        if m:
+            return len(s) - m.start()
+        if window >= len(s):
+            return 0
     return 0
 
 
