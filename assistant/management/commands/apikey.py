@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ingest.management.database import database_prepare
 from ingest.models import KnowledgeBase
 
 
@@ -22,6 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, kb: list[str], write: bool, **options) -> None:
         from assistant.keys import api_key_create
 
+        database_prepare(stdout=self.stdout)
         kbs = []
         for kb_name in kb:
             found = KnowledgeBase.objects.filter(name__iexact=kb_name).first()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ingest.management.database import database_prepare
 from ingest.models import KnowledgeBase
 
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         from assistant.models import Conversation
         from assistant.services import ChatInputError, answer_stream, chat_tools, screenshot_prepare
 
+        database_prepare(stdout=self.stdout)
         knowledge_base = KnowledgeBase.objects.filter(name__iexact=kb).first()
         if knowledge_base is None:
             names = ", ".join(KnowledgeBase.objects.values_list("name", flat=True)) or "none yet"

@@ -9,6 +9,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from ingest.management.database import database_prepare
+
 
 class Command(BaseCommand):
     help = "Ingest a BEIR dataset into a throwaway knowledge base and score retrieval on it."
@@ -49,6 +51,7 @@ class Command(BaseCommand):
             budget_list = [int(b) for b in budgets.split(",") if b.strip()]
         except (DatasetError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+        database_prepare(stdout=self.stderr)  # stderr: --json keeps stdout to one object
         bars: dict[str, tqdm] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from ingest.management.database import database_prepare
 from ingest.models import Document, DocumentStatus
 
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args, paths: list[Path], kb: str, no_progress: bool, **options) -> None:
         from ingest.services import document_create, kb_get_or_create, worker_identity
 
+        database_prepare(stdout=self.stdout)
         files = _collect(paths)
         if not files:
             raise CommandError("No files found in the given paths.")

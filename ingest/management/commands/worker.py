@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import OperationalError, connection, connections
 
+from ingest.management.database import database_prepare
+
 logger = logging.getLogger("docent.worker")
 
 
@@ -29,6 +31,7 @@ class Command(BaseCommand):
         from ingest.services import documents_recover, worker_identity
         from ingest.tasks import ingest_tools
 
+        database_prepare(stdout=self.stdout)
         logging.getLogger("docent").setLevel(settings.LOG_LEVEL)
         owner = worker_identity()
         tools = ingest_tools()  # load the model and reach Chroma before taking work
