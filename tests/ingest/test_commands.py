@@ -58,3 +58,29 @@ def test_folder_ingest_reports_each_file_and_fails_on_any_failure(tmp_path, stor
 def test_missing_path_is_an_error(tmp_path):
     result = ingest(str(tmp_path / "nope"), "--kb", "X")
     assert result.returncode != 0 and "no such file or folder" in result.stderr
+
+
+def test_ingest_works_on_a_fresh_data_dir_without_migrating_first(tmp_path):
+    """A new user can ingest before ever running the app: the SQLite database is set up."""
+    (tmp_path / "faq.md").write_text("# Returns\n\nReturns are accepted within 30 days.")
+    env = {k: v for k, v in subprocess_env().items() if k != "DATABASE_URL"}
+    env.update(DJANGO_SETTINGS_MODULE="assistant.settings", DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "manage.py"),
+            "ingest",
+            str(tmp_path / "faq.md"),
+            "--kb",
+            "Shop",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Preparing the database" in result.stdout
+    assert "1 of 1 file(s) ready in 'Shop'" in result.stdout
+    assert (tmp_path / "data" / "docent.sqlite3").exists()  # in its own DATA_DIR
