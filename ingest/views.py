@@ -22,6 +22,24 @@ from ingest.store import get_store
 # Only these are shown in the browser; anything else (HTML above all) is a download,
 # so an uploaded page can never run script on Docent's origin.
 _INLINE_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/webp", "image/gif"}
+# Whatever is shown runs no script and can't be framed, even if a browser misreads it.
+_FILE_CSP = (
+    "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+)
+
+
+def _stored_file(name: str, mime_type: str, filename: str | None = None) -> FileResponse:
+    """An uploaded (or derived) file: inline only if it is a PDF or an image, else a download."""
+    inline = mime_type in _INLINE_TYPES
+    response = FileResponse(
+        default_storage.open(name, "rb"),
+        as_attachment=not inline,
+        filename=filename or "",
+        content_type=mime_type if inline else "application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = _FILE_CSP
+    return response
 
 
 def _readable_document(request: HttpRequest, pk: int) -> Document:
@@ -57,18 +75,7 @@ def document_file(request: HttpRequest, pk: int) -> FileResponse:
     document = _readable_document(request, pk)
     if not document.file:
         raise Http404("This upload was rejected, so no file was kept.")
-    inline = document.mime_type in _INLINE_TYPES
-    response = FileResponse(
-        default_storage.open(document.file.name, "rb"),
-        as_attachment=not inline,
-        filename=document.filename,
-        content_type=document.mime_type if inline else "application/octet-stream",
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = (
-        "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
-    )
-    return response
+    return _stored_file(document.file.name, document.mime_type, document.filename)
 
 
 @require_GET
@@ -76,11 +83,7 @@ def asset_file(request: HttpRequest, pk: int) -> FileResponse:
     asset = get_object_or_404(Asset.objects.select_related("kb"), pk=pk)
     if not kb_readable(kb=asset.kb, user=request.user):
         raise Http404("No such image")
-    response = FileResponse(
-        default_storage.open(asset.file.name, "rb"), content_type=asset.mime_type
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return _stored_file(asset.file.name, asset.mime_type)
 
 
 @staff_member_required

@@ -298,6 +298,7 @@ class RecordedRequest:
     client_disconnected: bool = False
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    received: float | None = None  # time.time() when the request line arrived (before the body)
 
     def to_dict(self, bodies: bool = True) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -683,6 +684,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         return
 
+    def parse_request(self) -> bool:
+        self.received = time.time()  # the request line has just been read
+        return super().parse_request()
+
     @property
     def owner(self) -> LLMServer:
         return self.server.owner
@@ -728,7 +733,12 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/_control/config":
                 return self._send_json(200, owner.config.to_dict())
             return self._send_json(404, {"error": "unknown control endpoint"})
-        rec = RecordedRequest("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
+        rec = RecordedRequest(
+            "GET",
+            self.path,
+            {k.lower(): v for k, v in self.headers.items()},
+            received=self.received,
+        )
         owner._record(rec)
         if path in ("/v1/models", "/models"):
             data = [
@@ -769,7 +779,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if path.startswith("/_control"):
             return self._control_post(path, raw)
-        rec = RecordedRequest("POST", self.path, {k.lower(): v for k, v in self.headers.items()})
+        rec = RecordedRequest(
+            "POST",
+            self.path,
+            {k.lower(): v for k, v in self.headers.items()},
+            received=self.received,
+        )
         self.owner._record(rec)
         try:
             try:

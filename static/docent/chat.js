@@ -2,6 +2,8 @@
 // All HTML inserted here was rendered and sanitised by the server; everything else is text.
 (() => {
   "use strict";
+  const picker = document.getElementById("kb-select"); // no inline handlers: the CSP forbids them
+  if (picker) picker.addEventListener("change", () => picker.form.submit());
   const chat = document.getElementById("chat");
   const form = document.getElementById("composer");
   if (!chat || !form) return;

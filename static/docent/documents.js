@@ -12,6 +12,10 @@
   const statusFilter = document.getElementById("status-filter");
   const dropzone = document.getElementById("dropzone");
   const picker = document.getElementById("files");
+  const switcher = document.getElementById("kb-switch");
+  switcher.addEventListener("change", () => {
+    window.location = `/kb/${encodeURIComponent(switcher.value)}/documents/`;
+  });
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);

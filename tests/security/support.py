@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
-
-from asgiref.sync import async_to_sync
+from concurrent.futures import ThreadPoolExecutor
 
 #: The website the test widgets are embedded in (an allowed Origin).
 SITE = "https://shop.example"
@@ -26,7 +26,11 @@ def ingest(tools, kb, name: str, data: bytes | str):
 
 
 def body_of(response) -> bytes:
-    """The whole body of a test-client response, streamed (sync or async) or not."""
+    """The whole body of a test-client response, streamed (sync or async) or not.
+
+    Async bodies are collected on a worker thread: once the browser tests have run,
+    Playwright keeps an event loop in this thread, which ``async_to_sync`` refuses to share.
+    """
     if not getattr(response, "streaming", False):
         return response.content
     try:
@@ -35,7 +39,8 @@ def body_of(response) -> bytes:
             async def collect() -> bytes:
                 return b"".join([chunk async for chunk in response.streaming_content])
 
-            return async_to_sync(collect)()
+            with ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, collect()).result(timeout=120)
         return b"".join(response.streaming_content)
     finally:
         response.close()

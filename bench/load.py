@@ -1,0 +1,386 @@
+"""Load test: concurrent streaming chats and uploads against the real app, on loopback only.
+
+`--chats` clients each loop for `--seconds`: ask (`POST /api/kbs/<slug>/chat`, stream=true),
+read the whole SSE stream, check it ends with a `done` event whose status is `complete`.
+`--uploads` clients each loop: upload a small distinct Markdown document (different bytes
+every time), record its id, wait `--upload-interval` s. When the time is up nothing new
+starts, chats in flight finish (each bounded by `--chat-timeout`), then every accepted
+upload gets up to `--settle` s to reach ready/failed.
+
+The app runs as deployed: `python -m uvicorn assistant.asgi:application`, one `manage.py
+worker`, the local Chroma server they start, on a throwaway DATA_DIR seeded with
+`--seed-docs` documents; the model is the stand-in tests/llm_server.py (a subprocess)
+streaming `--answer-tokens` pieces at `--delay` s each. Memory: VmRSS of the web and the
+worker (each with its children) and of the Chroma keeper + server, every second.
+
+Goal: zero server errors (HTTP >= 500, 4xx, broken or incomplete streams, client timeouts),
+no lost uploads (every accepted upload listed and ready; failed counts against it too) and
+bounded memory (no process's peak RSS in the second half of the load exceeds its first-half
+peak by more than max(64 MB, 10 %)). Exit status: 1 if the goal is not met, 2 if the test
+could not run (start-up or seeding failed).
+
+TTFB is the time to the response headers (Docent flushes them at once with an SSE comment);
+first token and whole answer are measured too. The worker needs about a second per small
+document on 2 cores, so uploaders are paced (by default 10 x one per 5 s = 2 per second):
+a test that only grows the queue would never settle.
+
+    .venv/bin/python bench/load.py [--chats 50] [--uploads 10] [--seconds 60]
+        [--delay 0.02] [--answer-tokens 200] [--upload-interval 5] [--settle 600] [--keep]
+
+`--uploads 0` is the chat-only concurrency benchmark (issue 4); the defaults are the load test
+(issue 7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+from _app import Docent, FakeLLM, document_text, exit_on_sigterm, http_client, seed
+from _measure import SSE, Sampler, cpu_seconds, percentile, process_tree, progress
+from _setup import machine
+from chat_overhead import QUESTIONS, answer_text
+
+GROWTH_MB, GROWTH_SHARE = 64.0, 0.10
+
+
+@dataclass
+class Tally:
+    chats_started: int = 0
+    chats_ok: int = 0
+    chat_errors: Counter = field(default_factory=Counter)
+    ttfb: list[float] = field(default_factory=list)  # response headers (the stream opens at once)
+    first_token: list[float] = field(default_factory=list)
+    whole: list[float] = field(default_factory=list)
+    uploads_sent: int = 0
+    upload_errors: Counter = field(default_factory=Counter)
+    upload_seconds: list[float] = field(default_factory=list)
+    accepted: dict[int, str] = field(default_factory=dict)  # id -> filename
+    examples: dict[str, str] = field(default_factory=dict)  # error kind -> one detail
+
+    def error(self, errors: Counter, kind: str, detail: str = "") -> None:
+        errors[kind] += 1
+        self.examples.setdefault(kind, detail[:300])
+
+
+def _status_kind(status: int) -> str:
+    return f"HTTP {status}" if status >= 500 else f"HTTP 4xx ({status})"
+
+
+async def one_chat(
+    client: httpx.AsyncClient, app: Docent, tally: Tally, n: int, timeout: float
+) -> None:
+    tally.chats_started += 1
+    start = time.perf_counter()
+    parser, done, opened, first, error = SSE(), None, False, None, None
+    try:
+        async with asyncio.timeout(timeout):
+            async with client.stream(
+                "POST",
+                f"{app.url}/api/kbs/{app.slug}/chat",
+                json={"question": QUESTIONS[n % len(QUESTIONS)], "stream": True},
+                headers=app.headers,
+            ) as response:
+                opened = True
+                tally.ttfb.append(time.perf_counter() - start)
+                if response.status_code != 200:
+                    body = (await response.aread())[:300].decode(errors="replace")
+                    return tally.error(tally.chat_errors, _status_kind(response.status_code), body)
+                async for line in response.aiter_lines():
+                    event = parser.feed(line)
+                    if event is None:
+                        continue
+                    kind, data = event
+                    if kind == "delta" and first is None:
+                        first = time.perf_counter() - start
+                    elif kind == "error":
+                        error = str(data)
+                    elif kind == "done":
+                        done = data
+    except TimeoutError:
+        return tally.error(tally.chat_errors, "client timeout", f"no end after {timeout} s")
+    except httpx.TimeoutException as exc:
+        return tally.error(tally.chat_errors, "client timeout", repr(exc))
+    except httpx.HTTPError as exc:
+        kind = "broken stream" if opened else "connection error"
+        return tally.error(tally.chat_errors, kind, repr(exc))
+    if done is None:
+        return tally.error(tally.chat_errors, "broken stream", "no done event")
+    if done.get("status") != "complete":
+        detail = f"{error} {done}" if error else str(done)
+        return tally.error(tally.chat_errors, f"answer {done.get('status')}", detail)
+    if error is not None:  # complete, yet with an error event (cut off at the output limit)
+        return tally.error(tally.chat_errors, "error event", error)
+    tally.chats_ok += 1
+    tally.whole.append(time.perf_counter() - start)
+    if first is not None:
+        tally.first_token.append(first)
+
+
+async def chatter(
+    client: httpx.AsyncClient,
+    app: Docent,
+    tally: Tally,
+    index: int,
+    deadline: float,
+    timeout: float,
+) -> None:
+    n = index
+    while time.monotonic() < deadline:
+        await one_chat(client, app, tally, n, timeout)
+        n += 1
+
+
+async def uploader(
+    client: httpx.AsyncClient,
+    app: Docent,
+    tally: Tally,
+    index: int,
+    deadline: float,
+    args: argparse.Namespace,
+) -> None:
+    n = 0
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        name = f"load-{index:02d}-{n:04d}.md"
+        text = document_text(f"{name} {secrets.token_hex(8)}", paragraphs=3)
+        tally.uploads_sent += 1
+        try:
+            async with asyncio.timeout(args.chat_timeout):
+                response = await client.post(
+                    f"{app.url}/api/kbs/{app.slug}/documents",
+                    files={"files": (name, text.encode(), "text/markdown")},
+                    headers=app.headers,
+                )
+            if response.status_code == 201:
+                tally.accepted[int(response.json()[0]["document"]["id"])] = name
+                tally.upload_seconds.append(time.monotonic() - started)
+            else:
+                kind = _status_kind(response.status_code)
+                tally.error(tally.upload_errors, kind, response.text)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            tally.error(tally.upload_errors, "client timeout", repr(exc))
+        except httpx.HTTPError as exc:
+            tally.error(tally.upload_errors, "connection error", repr(exc))
+        n += 1
+        pause = args.upload_interval - (time.monotonic() - started)
+        await asyncio.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+
+
+async def run_load(app: Docent, args: argparse.Namespace, tally: Tally) -> float:
+    limits = httpx.Limits(max_connections=args.chats + args.uploads + 10)
+    timeout = httpx.Timeout(args.chat_timeout, connect=10)
+    async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=timeout) as client:
+        deadline = time.monotonic() + args.seconds
+        tasks = [
+            chatter(client, app, tally, i, deadline, args.chat_timeout) for i in range(args.chats)
+        ]
+        tasks += [uploader(client, app, tally, i, deadline, args) for i in range(args.uploads)]
+        await asyncio.gather(*tasks)
+    return deadline
+
+
+def ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:,.0f} ms" if values else "n/a"
+
+
+def errors_line(errors: Counter) -> str:
+    return ", ".join(f"{kind}: {n}" for kind, n in errors.most_common()) or "none"
+
+
+def memory_verdicts(sampler: Sampler, start: float, end: float) -> dict[str, tuple]:
+    middle = (start + end) / 2
+    verdicts = {}
+    for name in sampler.pids:
+        first, second = sampler.peak(name, start, middle), sampler.peak(name, middle, end)
+        allowed = first + max(GROWTH_MB, GROWTH_SHARE * first)
+        verdicts[name] = (first, second, second <= allowed)
+    return verdicts
+
+
+def report(
+    args: argparse.Namespace,
+    tally: Tally,
+    sampler: Sampler,
+    phases: tuple[float, float, float, float],
+    cpu: dict[str, float],
+    uploads: tuple[list[str], list[str], list[str], list[str]],
+    alive: dict[str, bool],
+) -> bool:
+    """Print the report; True if the goal is met."""
+    start, deadline, chats_done, settled = phases
+    print(
+        f"Load test: {args.chats} streaming chats + {args.uploads} uploaders for {args.seconds:g} s "
+        f"on 127.0.0.1 (uvicorn, 1 worker, stand-in LLM subprocess at "
+        f"{args.delay * 1000:g} ms/token, {args.answer_tokens}-token answers)"
+    )
+    print(f"Machine: {machine()}")
+    print(
+        f"Chats: {tally.chats_ok} completed of {tally.chats_started} started "
+        f"({tally.chats_ok / (chats_done - start):.1f}/s); last one ended "
+        f"{chats_done - deadline:.1f} s after the deadline"
+    )
+    print(f"  errors: {errors_line(tally.chat_errors)}")
+    print(
+        f"  TTFB p50 {ms(tally.ttfb, 50)}  p95 {ms(tally.ttfb, 95)}; first token p50 "
+        f"{ms(tally.first_token, 50)}  p95 {ms(tally.first_token, 95)}; whole answer p50 "
+        f"{ms(tally.whole, 50)}  p95 {ms(tally.whole, 95)}"
+    )
+    ready, failed, missing, unsettled = uploads
+    lost = len(missing) + len(unsettled)
+    if args.uploads:
+        print(
+            f"Uploads: sent {tally.uploads_sent}, accepted {len(tally.accepted)}, "
+            f"ready {len(ready)}, failed {len(failed)}, lost {lost} (not listed {len(missing)}, "
+            f"not ready/failed after the wait {len(unsettled)}); all settled "
+            f"{settled - chats_done:.0f} s after the chats ended"
+        )
+        print(
+            f"  errors: {errors_line(tally.upload_errors)}; accept time p50 "
+            f"{ms(tally.upload_seconds, 50)}  p95 {ms(tally.upload_seconds, 95)}"
+        )
+        if failed:
+            print(f"  failed, e.g.: {failed[:3]}")
+        if unsettled:
+            print(f"  unsettled, e.g.: {unsettled[:5]}")
+    for kind, detail in tally.examples.items():
+        print(f"  example {kind}: {detail}")
+    verdicts = memory_verdicts(sampler, start, deadline)
+    print("Memory, RSS MB incl. children:  before    peak   final   1st-half peak  2nd-half peak")
+    for name, (first, second, ok) in verdicts.items():
+        before = sampler.samples[0][1].get(name, 0.0)
+        print(
+            f"  {name:<28}{before:8.0f}{sampler.peak(name):8.0f}{sampler.last(name):8.0f}"
+            f"{first:16.0f}{second:15.0f}{'' if ok else '  GREW'}"
+        )
+    wall = chats_done - start
+    print(
+        f"CPU seconds while chats ran ({wall:.0f} s wall, {os.cpu_count()} cores): "
+        + ", ".join(f"{name} {seconds:.0f}" for name, seconds in cpu.items())
+    )
+    if tally.chats_ok:
+        web = cpu["web (uvicorn)"] / tally.chats_ok
+        note = " (uploads included)" if args.uploads else ""
+        print(f"  web CPU per completed chat: {web * 1000:.0f} ms{note}")
+    dead = [name for name, ok in alive.items() if not ok]
+    server_errors = sum(tally.chat_errors.values()) + sum(tally.upload_errors.values())
+    reasons = []
+    if server_errors:
+        reasons.append(f"{server_errors} errors")
+    if lost or failed:
+        reasons.append(f"{lost} lost and {len(failed)} failed uploads")
+    if not all(ok for _, _, ok in verdicts.values()):
+        reasons.append("memory grew in the second half")
+    if dead:
+        reasons.append(f"died: {', '.join(dead)}")
+    if args.chats and not tally.chats_ok:
+        reasons.append("no chat completed")
+    verdict = "met" if not reasons else "not met (" + "; ".join(reasons) + ")"
+    print(f"Goal: zero server errors, no lost uploads, bounded memory: {verdict}")
+    return not reasons
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chats", type=int, default=50, help="concurrent chat clients")
+    parser.add_argument("--uploads", type=int, default=10, help="concurrent uploaders")
+    parser.add_argument("--seconds", type=float, default=60, help="how long clients start work")
+    parser.add_argument("--delay", type=float, default=0.02, help="stand-in LLM s per token")
+    parser.add_argument("--answer-tokens", type=int, default=200, help="streamed answer length")
+    parser.add_argument("--upload-interval", type=float, default=5.0, help="s between uploads")
+    parser.add_argument("--chat-timeout", type=float, default=120, help="s for one whole chat")
+    parser.add_argument("--settle", type=float, default=600, help="max s to wait for ingestion")
+    parser.add_argument("--seed-docs", type=int, default=6, help="documents indexed beforehand")
+    parser.add_argument("--keep", action="store_true", help="keep DATA_DIR and logs")
+    args = parser.parse_args()
+    exit_on_sigterm()
+    if args.chats < 0 or args.uploads < 0 or args.chats + args.uploads == 0 or args.seconds <= 0:
+        parser.error("need at least one chat client or uploader, and seconds > 0")
+    llm = FakeLLM(delay_per_token=args.delay).start()
+    app = Docent(llm=llm)
+    sampler: Sampler | None = None
+    tally = Tally()
+    try:
+        progress(f"preparing {app.data_dir}, starting uvicorn and the worker")
+        app.prepare()
+        app.start()
+        llm.script({"text": answer_text(args.answer_tokens), "times": 10**9})
+        progress(f"seeding {args.seed_docs} documents, warming up")
+        seed(app, args.seed_docs, QUESTIONS[:2])
+        progress(f"load: {args.chats} chats + {args.uploads} uploaders for {args.seconds:g} s")
+        names = {"web (uvicorn)": app.web.pid, "worker": app.worker.pid}
+        names["chroma (keeper + server)"] = app.chroma_pid()
+        sampler = Sampler(names).start()
+        trees = {
+            n: process_tree(p) for n, p in {**names, "stand-in LLM": llm.process.pid}.items() if p
+        }
+        trees["this client"] = [os.getpid()]  # its children are the servers above
+        cpu_before = {n: cpu_seconds(pids) for n, pids in trees.items()}
+        start = time.monotonic()
+        deadline = asyncio.run(run_load(app, args, tally))
+        chats_done = time.monotonic()
+        progress(f"chats done; waiting for {len(tally.accepted)} uploads to settle")
+        cpu = {n: cpu_seconds(pids) - cpu_before[n] for n, pids in trees.items()}
+        try:
+            with http_client(timeout=120) as client:
+                listing = app.wait_settled(client, set(tally.accepted), timeout=args.settle)
+        except httpx.HTTPError as exc:  # the web is gone: every accepted upload counts as lost
+            print(f"could not list the documents: {exc!r}", file=sys.stderr)
+            listing = {}
+        settled = time.monotonic()
+        time.sleep(1.5)  # one more memory sample at rest
+        sampler.stop()
+        alive = {"web": app.web.poll() is None, "worker": app.worker.poll() is None}
+        logs = {name: app.log_tail(name, 100_000) for name in ("web", "worker")}
+    except (RuntimeError, httpx.HTTPError) as exc:
+        print(f"load test could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        app.cleanup(keep_logs=args.keep)
+        llm.stop()
+        if args.keep:
+            print(f"DATA_DIR and logs kept in {app.data_dir}", file=sys.stderr)
+    ready, failed, missing, unsettled = [], [], [], []
+    for doc_id, name in tally.accepted.items():
+        row = listing.get(doc_id)
+        if row is None:
+            missing.append(name)
+        elif row["status"] == "ready":
+            ready.append(name)
+        elif row["status"] == "failed":
+            failed.append(f"{name}: {row['error'][:120]}")
+        else:
+            unsettled.append(f"{name}: {row['status']}/{row['stage']}")
+    met = report(
+        args,
+        tally,
+        sampler,
+        (start, deadline, chats_done, settled),
+        cpu,
+        (ready, failed, missing, unsettled),
+        alive,
+    )
+    for name, text in logs.items():
+        bad = [
+            line
+            for line in text.splitlines()
+            if "Traceback" in line or " ERROR " in line or line.startswith("ERROR")
+        ]
+        if bad:
+            print(f"{name} log: {len(bad)} error/traceback lines, last: {bad[-1][:200]}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
