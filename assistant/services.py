@@ -259,8 +259,9 @@ def _answer_events(
         content=question,
         image_text="\n\n".join(s.image.ocr_text for s in screenshots if s.image.ocr_text),
     )
-    user_message.images = _store_screenshots(conversation, user_message, screenshots)
-    user_message.save(update_fields=["images"])
+    if screenshots:
+        user_message.images = _store_screenshots(conversation, user_message, screenshots)
+        user_message.save(update_fields=["images"])
 
     info = tools.llm.info if tools.llm else None
     reply = Message.objects.create(
@@ -342,7 +343,9 @@ def context_pack(
 ) -> PackedRequest:
     """Retrieve for `query` and pack the request for `question`: chat's exact path."""
     config = RetrievalConfig(
-        mode=mode or settings.RETRIEVAL_MODE, lexical_weight=settings.RETRIEVAL_LEXICAL_WEIGHT
+        mode=mode or settings.RETRIEVAL_MODE,
+        lexical_weight=settings.RETRIEVAL_LEXICAL_WEIGHT,
+        max_postings=settings.RETRIEVAL_LEXICAL_MAX_POSTINGS,
     )
     hits = retrieve(
         kb=kb, query=query, embedder=tools.embedder, store=tools.store, limit=100, config=config

@@ -251,6 +251,7 @@ RETRIEVAL_MODE = _get("str", "RETRIEVAL_MODE", "hybrid")
 if RETRIEVAL_MODE not in {"dense", "lexical", "hybrid"}:
     raise ImproperlyConfigured("RETRIEVAL_MODE must be dense, lexical or hybrid")
 RETRIEVAL_LEXICAL_WEIGHT = _get("float", "RETRIEVAL_LEXICAL_WEIGHT", 0.15, minimum=0)
+RETRIEVAL_LEXICAL_MAX_POSTINGS = _get("int", "RETRIEVAL_LEXICAL_MAX_POSTINGS", 10_000, minimum=0)
 MAX_QUESTION_CHARS = _get("int", "MAX_QUESTION_CHARS", 8000, minimum=10)
 MAX_CHAT_IMAGE_BYTES = _get("int", "MAX_CHAT_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
 REWRITE_FOLLOWUPS = _get("bool", "REWRITE_FOLLOWUPS", True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -101,25 +104,22 @@ def query_terms(text: str, *, limit: int = 32) -> list[str]:
     return list(seen)[:limit]
 
 
-def chunks_search_lexical(*, kb: KnowledgeBase, query: str, limit: int) -> list[LexicalHit]:
+def chunks_search_lexical(
+    *, kb: KnowledgeBase, query: str, limit: int, max_postings: int = 0
+) -> list[LexicalHit]:
     """BM25-ranked chunks of one knowledge base matching any query word.
 
     Uses the index the database keeps up to date on every write (SQLite FTS5 or a
-    PostgreSQL GIN tsvector index), so nothing is rebuilt per query.
+    PostgreSQL GIN tsvector index), so nothing is rebuilt per query. `max_postings`
+    (index rows, 0 for no limit) bounds the work on SQLite: the rarest words are kept
+    while their postings fit, so a very common word cannot make a search slow.
     """
     terms = query_terms(query)
     if not terms:
         return []
     if connection.vendor == "sqlite":
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        sql = (
-            "SELECT c.id, -bm25(ingest_chunk_fts, 0.5, 1.0) AS score "
-            "FROM ingest_chunk_fts JOIN ingest_chunk c ON c.id = ingest_chunk_fts.rowid "
-            "WHERE ingest_chunk_fts MATCH %s AND c.kb_id = %s ORDER BY bm25(ingest_chunk_fts, 0.5, 1.0) "
-            "LIMIT %s"
-        )
-        params: list = [match, kb.pk, limit]
-    elif connection.vendor == "postgresql":
+        return _search_sqlite(kb, terms, limit, max_postings)
+    if connection.vendor == "postgresql":
         tsquery = " | ".join(re.sub(r"[^\w]", "", t) for t in terms if re.sub(r"[^\w]", "", t))
         if not tsquery:
             return []
@@ -129,12 +129,98 @@ def chunks_search_lexical(*, kb: KnowledgeBase, query: str, limit: int) -> list[
             "WHERE kb_id = %s AND to_tsvector('english', heading || ' ' || text) @@ q "
             "ORDER BY score DESC LIMIT %s"
         )
-        params = [tsquery, kb.pk, limit]
-    else:
-        raise NotImplementedError(f"Lexical search has no index for {connection.vendor}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [tsquery, kb.pk, limit])
+            return [LexicalHit(int(row[0]), float(row[1])) for row in cursor.fetchall()]
+    raise NotImplementedError(f"Lexical search has no index for {connection.vendor}")
+
+
+def _search_sqlite(
+    kb: KnowledgeBase, terms: list[str], limit: int, max_postings: int
+) -> list[LexicalHit]:
+    if max_postings:
+        terms = _within_postings(terms, max_postings)
+        if not terms:
+            return []
+    match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    # bm25 weights: a heading counts half as much as body text. The whole index is ranked
+    # first and only the best rows are joined: joining every match to test its knowledge
+    # base cost more than ranking it. Exact whenever the best `wide` rows hold `limit` of
+    # this knowledge base's (always, with one knowledge base); otherwise the filtered
+    # query runs.
+    wide = limit * 4
+    fast = (
+        "SELECT c.id, -t.rank, c.kb_id FROM (SELECT rowid AS id, "
+        "bm25(ingest_chunk_fts, 0.5, 1.0) AS rank "
+        "FROM ingest_chunk_fts WHERE ingest_chunk_fts MATCH %s ORDER BY rank LIMIT %s) t "
+        "JOIN ingest_chunk c ON c.id = t.id ORDER BY t.rank"
+    )
+    filtered = (
+        "SELECT c.id, -bm25(ingest_chunk_fts, 0.5, 1.0), c.kb_id FROM ingest_chunk_fts "
+        "JOIN ingest_chunk c ON c.id = ingest_chunk_fts.rowid WHERE ingest_chunk_fts MATCH %s "
+        "AND c.kb_id = %s ORDER BY bm25(ingest_chunk_fts, 0.5, 1.0) LIMIT %s"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [LexicalHit(int(row[0]), float(row[1])) for row in cursor.fetchall()]
+        cursor.execute(fast, [match, wide])
+        rows = cursor.fetchall()
+        mine = [row for row in rows if row[2] == kb.pk]
+        if len(mine) < limit and len(rows) == wide:
+            cursor.execute(filtered, [match, kb.pk, limit])
+            mine = cursor.fetchall()
+    return [LexicalHit(int(row[0]), float(row[1])) for row in mine[:limit]]
+
+
+def _within_postings(terms: list[str], budget: int) -> list[str]:
+    """The rarest terms whose postings (index rows holding them) add up to at most `budget`.
+
+    The rarest term is always kept. Terms absent from the index are dropped: they match
+    nothing. Common terms carry little BM25 weight, so leaving them out barely changes
+    the ranking of the chunks that hold the rare ones.
+    """
+    stems = _index_tokens(terms)
+    wanted = sorted({token for tokens in stems for token in tokens})
+    if not wanted:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT term, doc FROM ingest_chunk_fts_vocab "
+            "WHERE term IN (SELECT value FROM json_each(%s))",
+            [json.dumps(wanted)],
+        )
+        rows = dict(cursor.fetchall())
+    costs = []
+    for term, tokens in zip(terms, stems, strict=True):
+        if tokens and all(rows.get(token) for token in tokens):
+            costs.append((sum(rows[token] for token in tokens), term))
+    costs.sort()
+    kept, spent = [], 0
+    for cost, term in costs:
+        if kept and spent + cost > budget:
+            break
+        kept.append(term)
+        spent += cost
+    return kept
+
+
+_tokenizers = threading.local()
+
+
+def _index_tokens(terms: list[str]) -> list[list[str]]:
+    """Each term as the full-text index stores it (Porter stems), via the same tokenizer."""
+    db = getattr(_tokenizers, "db", None)
+    if db is None:
+        db = _tokenizers.db = sqlite3.connect(":memory:", check_same_thread=False)
+        db.execute(
+            "CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61 remove_diacritics 2')"
+        )
+        db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+    with db:
+        db.execute("DELETE FROM t")
+        db.executemany("INSERT INTO t(rowid, x) VALUES (?, ?)", enumerate(terms, start=1))
+        tokens: list[list[str]] = [[] for _ in terms]
+        for term, row in db.execute("SELECT term, doc FROM v ORDER BY doc, offset"):
+            tokens[row - 1].append(term)
+    return tokens
 
 
 # Retrieval candidates come a hundred or more per question; loading only what citing needs
