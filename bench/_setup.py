@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -15,7 +17,10 @@ SHARED = REPO.parent / "shared"
 def django_setup(data_dir: str | None = None) -> Path:
     """Configure Django on its own DATA_DIR (never ./data) and migrate it."""
     sys.path.insert(0, str(REPO))
-    os.environ["DATA_DIR"] = data_dir or tempfile.mkdtemp(prefix="docent-bench-")
+    if data_dir is None:
+        data_dir = tempfile.mkdtemp(prefix="docent-bench-")
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+    os.environ["DATA_DIR"] = data_dir
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django

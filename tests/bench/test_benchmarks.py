@@ -162,13 +162,11 @@ def test_query_latency(runs):
 
 
 def test_packing_speed(runs):
-    if not (BENCH / "packing_speed.py").exists():
-        pytest.skip("bench/packing_speed.py is not there (yet)")
     run = runs["test_packing_speed"]
-    # It exits 1 when its time goal is missed, which a shared machine may cause: accept that,
-    # but only with a whole report whose Goal line says so. Exactness must hold either way.
-    goal = run.line("Goal p95 < 150 ms, exact and within budget:")
-    assert (run.returncode, goal.rsplit(": ", 1)[1]) in ((0, "met"), (1, "NOT met")), run.stdout
+    # Exit 1 only for a wrong count or an overfull window; a missed time goal (a shared
+    # machine may cause one) is reported on the Goal line.
+    run.ok()
+    assert re.fullmatch(r"Goal p95 < 150 ms: (met|NOT met)", run.line("Goal p95"))
     assert run.line("Machine:").count("cores")
     assert run.line("mistral-common counts the packed request at").endswith("exact")
     packed = run.line("packed")
