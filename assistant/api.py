@@ -16,7 +16,7 @@ from ninja import NinjaAPI, Router, Schema
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
 
-from ingest.api import caller, kb_for
+from ingest.api import MAX_OFFSET, caller, kb_for
 from ingest.api import router as documents_router
 
 from .keys import api_key_authenticate
@@ -212,7 +212,8 @@ def conversation_list(request, slug: str, limit: int = 50, offset: int = 0):
     user, owner_key = owner_of(request)
     owned = conversations_owned(kb=kb, user=user, owner_key=owner_key).select_related("kb")
     limit = max(1, min(limit, 500))
-    return [_conversation_out(c) for c in owned[max(0, offset) : max(0, offset) + limit]]
+    offset = max(0, min(offset, MAX_OFFSET))
+    return [_conversation_out(c) for c in owned[offset : offset + limit]]
 
 
 @router.get(

@@ -187,6 +187,9 @@ def kb_remove(request, slug: str):
     return Status(204, None)
 
 
+MAX_OFFSET = 10**12  # rows; any list offset beyond this returns nothing anyway
+
+
 @router.get("/kbs/{slug}/documents", response=list[DocumentOut], summary="List documents")
 def document_list(
     request, slug: str, status: str = "", q: str = "", limit: int = 200, offset: int = 0
@@ -197,7 +200,8 @@ def document_list(
     if q:
         documents = documents.filter(Q(filename__icontains=q) | Q(error__icontains=q))
     limit = max(1, min(limit, 1000))
-    return list(documents[max(0, offset) : max(0, offset) + limit])
+    offset = max(0, min(offset, MAX_OFFSET))  # past SQLite's 64-bit integers is a 500
+    return list(documents[offset : offset + limit])
 
 
 @router.post("/kbs/{slug}/documents", response={201: list[UploadOut]}, summary="Upload files")
