@@ -119,26 +119,25 @@ def chunks_search_lexical(
         return []
     if connection.vendor == "sqlite":
         return _search_sqlite(kb, terms, limit, max_postings)
-    if connection.vendor == "postgresql":
-        tsquery = " | ".join(re.sub(r"[^\w]", "", t) for t in terms if re.sub(r"[^\w]", "", t))
-        if not tsquery:
-            return []
-        sql = (
-            "SELECT id, ts_rank_cd(to_tsvector('english', heading || ' ' || text), q) AS score "
-            "FROM ingest_chunk, to_tsquery('english', %s) q "
-            "WHERE kb_id = %s AND to_tsvector('english', heading || ' ' || text) @@ q "
-            "ORDER BY score DESC LIMIT %s"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [tsquery, kb.pk, limit])
-            return [LexicalHit(int(row[0]), float(row[1])) for row in cursor.fetchall()]
-    raise NotImplementedError(f"Lexical search has no index for {connection.vendor}")
+    # Settings accept only SQLite and PostgreSQL (ImproperlyConfigured otherwise).
+    tsquery = " | ".join(re.sub(r"[^\w]", "", t) for t in terms if re.sub(r"[^\w]", "", t))
+    if not tsquery:
+        return []
+    sql = (
+        "SELECT id, ts_rank_cd(to_tsvector('english', heading || ' ' || text), q) AS score "
+        "FROM ingest_chunk, to_tsquery('english', %s) q "
+        "WHERE kb_id = %s AND to_tsvector('english', heading || ' ' || text) @@ q "
+        "ORDER BY score DESC LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tsquery, kb.pk, limit])
+        return [LexicalHit(int(row[0]), float(row[1])) for row in cursor.fetchall()]
 
 
 def _search_sqlite(
     kb: KnowledgeBase, terms: list[str], limit: int, max_postings: int
 ) -> list[LexicalHit]:
-    if max_postings:
+    if max_postings and len(terms) > 1:  # a lone word is always searched: skip the lookup
         terms = _within_postings(terms, max_postings)
         if not terms:
             return []

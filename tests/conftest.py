@@ -41,6 +41,28 @@ def manage(*args: str, env: dict[str, str] | None = None, **kwargs) -> subproces
     )
 
 
+def manage_run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run a management command to the end; its stdout and stderr as text."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), *args],
+        cwd=REPO,
+        env=env or subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def uvicorn(port: int, env: dict[str, str], **popen) -> subprocess.Popen:
+    """The web app served as deployed (ASGI, uvicorn) on 127.0.0.1:`port`."""
+    command = ["-m", "uvicorn", "assistant.asgi:application", "--host", "127.0.0.1"]
+    return subprocess.Popen(
+        [sys.executable, *command, "--port", str(port)], cwd=REPO, env=env, **popen
+    )
+
+
 def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 120) -> list[str]:
     """Read a subprocess's output until a line contains `needle`; fail with the output."""
     lines: list[str] = []
@@ -215,22 +237,7 @@ def live_app_module(django_db_setup, django_db_blocker, llm_server_session, tmp_
     log_path = tmp_path_factory.mktemp("web") / "web.log"
     port = free_port()
     log = open(log_path, "w")  # noqa: SIM115
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "assistant.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    web = uvicorn(port, env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -87,8 +87,8 @@ def _tail_start(s: str) -> int:
         m = _BOUNDARY_REVERSED.search(s[start:][::-1])
         if m:
             return len(s) - m.start()
-        if window >= len(s):
-            return 0
+        if start == 0:
+            break
     return 0
 
 

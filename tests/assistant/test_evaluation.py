@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
 from ingest.models import KnowledgeBase
 from tests import factories
-from tests.conftest import REPO, subprocess_env
+from tests.conftest import manage_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,14 +58,7 @@ def beir(tmp_path):
 
 
 def evaluate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "manage.py"), "evaluate", *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return manage_run("evaluate", *args, timeout=600)
 
 
 def test_evaluate_scores_a_small_set_and_cleans_up(beir, tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, uvicorn
 
 pytestmark = pytest.mark.slow
 
@@ -183,22 +183,7 @@ def test_two_webs_two_workers_postgres_and_chroma(
         for n in (1, 2):
             port = free_port()
             processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "assistant.asgi:application",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ],
-                    env=machine(n),
-                    cwd=REPO,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+                uvicorn(port, machine(n), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
             webs.append(f"http://127.0.0.1:{port}")
         for n in (3, 4):

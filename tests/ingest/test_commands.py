@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 from ingest.models import Chunk, Document
 from tests import factories
-from tests.conftest import REPO, subprocess_env
+from tests.conftest import manage_run, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def ingest(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "manage.py"), "ingest", *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return manage_run("ingest", *args)
 
 
 def test_folder_ingest_reports_each_file_and_fails_on_any_failure(tmp_path, store):
@@ -65,21 +57,7 @@ def test_ingest_works_on_a_fresh_data_dir_without_migrating_first(tmp_path):
     (tmp_path / "faq.md").write_text("# Returns\n\nReturns are accepted within 30 days.")
     env = {k: v for k, v in subprocess_env().items() if k != "DATABASE_URL"}
     env.update(DJANGO_SETTINGS_MODULE="assistant.settings", DATA_DIR=str(tmp_path / "data"))
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "manage.py"),
-            "ingest",
-            str(tmp_path / "faq.md"),
-            "--kb",
-            "Shop",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = manage_run("ingest", str(tmp_path / "faq.md"), "--kb", "Shop", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Preparing the database" in result.stdout
     assert "1 of 1 file(s) ready in 'Shop'" in result.stdout

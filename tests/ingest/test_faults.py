@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from assistant.services import answer_stream, chat_tools
 from ingest.models import Chunk, Document
 from ingest.services import document_create, kb_update
 from tests import factories
-from tests.conftest import REPO, free_port, subprocess_env, wait_for_document
+from tests.conftest import free_port, subprocess_env, uvicorn, wait_for_document
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -96,22 +95,7 @@ def test_locked_database_answers_503_then_recovers_with_nothing_lost(kb, tmp_pat
     kb_update(kb=kb, visibility="public")
     port = free_port()
     env = subprocess_env(SQLITE_BUSY_TIMEOUT="0.5")
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "assistant.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    web = uvicorn(port, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
