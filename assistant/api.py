@@ -84,6 +84,12 @@ class ChatOut(Schema):
     cost: float | None
 
 
+class RateLimitedOut(Schema):
+    detail: str
+    conversation: UUID
+    message_id: int
+
+
 class MessageOut(Schema):
     id: int
     role: str
@@ -142,7 +148,7 @@ def _decode_image(value: str) -> bytes:
 
 @router.post(
     "/kbs/{slug}/chat",
-    response={200: ChatOut},
+    response={200: ChatOut, 429: RateLimitedOut},
     summary="Ask a question (stream=true answers as text/event-stream)",
     openapi_extra={
         "responses": {"200": {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
@@ -183,12 +189,23 @@ def chat(request, slug: str, payload: ChatIn):
         return response
     conversation_id = None
     message_id = None
+    error: dict = {}
     for event in events:
         if event.kind == "conversation":
             conversation_id = event.data["id"]
+        elif event.kind == "error":
+            error = event.data
         elif event.kind == "done":
             message_id = event.data["message_id"]
     reply = Message.objects.get(pk=message_id)
+    if error.get("code") == "rate_limited":
+        response = api.create_response(
+            request,
+            {"detail": error["message"], "conversation": conversation_id, "message_id": reply.pk},
+            status=429,
+        )
+        response["Retry-After"] = str(max(1, round(error.get("retry_after") or 30)))
+        return response
     return {
         "conversation": conversation_id,
         "message_id": reply.pk,

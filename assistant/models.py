@@ -40,6 +40,7 @@ class Message(models.Model):
         STREAMING = "streaming", "Streaming"
         COMPLETE = "complete", "Complete"
         STOPPED = "stopped", "Stopped by the user"
+        TRUNCATED = "truncated", "Cut off at the output limit"
         ERROR = "error", "Error"
 
     conversation = models.ForeignKey(

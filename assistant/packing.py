@@ -1,8 +1,9 @@
 """pack_context: system prompt, history, sources, images and question in one exact budget.
 
 Counts are Ministral 3 tokens, exactly as mistral-common encodes the request (see
-ingest/pipeline/tokens.py): the packed request never exceeds the budget, and the figure
-reported is the figure the model server will count.
+ministral/tokens.py): the packed request never exceeds the budget, and the figure
+reported is the figure the model server will count. The request is built of neutral
+`ministral.prompt` parts; `assistant.llm` writes it in the provider's wire format.
 """
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ingest.pipeline.tokens import ContentBuilder, TokenCounter
+from ministral.limits import MAX_IMAGES
+from ministral.prompt import ChatMessage, Image, Part, Text
+from ministral.tokens import ContentBuilder, TokenCounter
 
 from .retrieval import Passage
-
-MAX_IMAGES = 8  # Mistral API limit per request
 
 
 @dataclass(frozen=True)
 class ImageInput:
-    data_url: str  # data:image/png;base64,...
-    width: int  # pixels, already at most 1540 on the longest side
-    height: int
+    image: Image  # already at most 1540 px on the longest side
     ocr_text: str = ""  # what a text-only model gets instead of the pixels
     label: str = ""
 
@@ -59,7 +58,7 @@ class PackedSource:
 
 @dataclass(frozen=True)
 class PackedRequest:
-    messages: list[dict]
+    messages: list[ChatMessage]
     prompt_tokens: int  # exact, including the chat template's own tokens
     budget: int  # the prompt budget it was packed into
     sources: tuple[PackedSource, ...]
@@ -75,7 +74,7 @@ class PackingError(ValueError):
 
 def pack_context(
     *,
-    system_prompt: str,
+    system_prompt: str | Sequence[Part],
     history: Sequence[Turn],
     question: str,
     question_images: Sequence[ImageInput],
@@ -91,19 +90,20 @@ def pack_context(
     rank order (each with its image while images remain), then the most recent history.
     """
     notes: list[str] = []
-    system = {"role": "system", "content": system_prompt}
+    parts = (Text(system_prompt),) if isinstance(system_prompt, str) else tuple(system_prompt)
+    system = ChatMessage("system", parts)
     images = list(question_images)
     if len(images) > MAX_IMAGES:
         notes.append(f"only the first {MAX_IMAGES} attached images were sent")
         images = images[:MAX_IMAGES]
     history_messages = _fit_history(system, history, budget, counter)
-    question_part = {"type": "text", "text": _question_text(question, images, vision)}
+    question_part = Text(_question_text(question, images, vision))
     # Pick source images up front (they sit after the text), then pack text around them.
     room = MAX_IMAGES - len(images) if vision else 0
     chosen_images = _renumber(sorted(passage_images)[:room], images)
     while True:
         tail_images = images + [passage_images[i] for i in chosen_images] if vision else []
-        tail = [question_part, *(_image_part(img) for img in tail_images)]
+        tail = [question_part, *(img.image for img in tail_images)]
         builder = ContentBuilder(history=[system, *history_messages], tail=tail, counter=counter)
         if builder.total > budget.prompt:
             if history_messages:
@@ -128,7 +128,7 @@ def pack_context(
     )
     if not sources:
         builder = ContentBuilder(history=[system, *history_messages], tail=tail, counter=counter)
-        builder.add({"type": "text", "text": NO_SOURCES})
+        builder.add(Text(NO_SOURCES))
     messages = [system, *history_messages, builder.message()]
     omitted = len(passages) - len(sources)
     return PackedRequest(
@@ -165,10 +165,7 @@ def _add_sources(
             break
         if passage.token_count > room + _ESTIMATE_SLACK:
             continue
-        part = {
-            "type": "text",
-            "text": format_source(len(packed) + 1, passage, chosen_images.get(index)),
-        }
+        part = Text(format_source(len(packed) + 1, passage, chosen_images.get(index)))
         cost = builder.cost(part)
         if cost > room:
             continue
@@ -186,15 +183,15 @@ def _renumber(indexes: list[int], question_images: list[ImageInput]) -> dict[int
 
 
 def _fit_history(
-    system: dict, history: Sequence[Turn], budget: Budget, counter: TokenCounter
-) -> list[dict]:
+    system: ChatMessage, history: Sequence[Turn], budget: Budget, counter: TokenCounter
+) -> list[ChatMessage]:
     """The most recent complete turns (user + assistant pairs) within the history share."""
     limit = int(budget.prompt * budget.history_share)
     messages = [_turn_message(t) for t in history if t.content or t.reasoning]
     # A request must alternate user/assistant and the packed question is a user turn.
-    while messages and messages[-1]["role"] == "user":
+    while messages and messages[-1].role == "user":
         messages.pop()
-    while messages and messages[0]["role"] != "user":
+    while messages and messages[0].role != "user":
         messages.pop(0)
     while messages:
         cost = counter.messages([system, *messages]) - counter.messages([system])
@@ -204,15 +201,11 @@ def _fit_history(
     return messages
 
 
-def _turn_message(turn: Turn) -> dict:
-    message: dict = {"role": turn.role, "content": turn.content or " "}
-    if turn.role == "assistant" and turn.reasoning:
-        message["reasoning_content"] = turn.reasoning
-    return message
-
-
-def _image_part(image: ImageInput) -> dict:
-    return {"type": "image_url", "image_url": {"url": image.data_url}}
+def _turn_message(turn: Turn) -> ChatMessage:
+    reasoning = turn.reasoning if turn.role == "assistant" else ""
+    return ChatMessage.text(
+        "user" if turn.role == "user" else "assistant", turn.content or " ", reasoning=reasoning
+    )
 
 
 def _question_text(question: str, images: Sequence[ImageInput], vision: bool) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ingest.models import KnowledgeBase
+from ministral.prompt import ChatMessage, Part, Text
+from ministral.reasoning import reasoning_system_parts
 
 from .packing import PackedRequest, Turn
 
@@ -37,16 +39,29 @@ def default_system_prompt(kb: KnowledgeBase) -> str:
     return prompt
 
 
-def rewrite_messages(history: Sequence[Turn], question: str) -> list[dict]:
-    """A short request asking the model for a standalone version of a follow-up question."""
+def system_parts(instructions: str, *, reasoning: bool) -> tuple[Part, ...]:
+    """The system message: for a Reasoning model, the model card's own system prompt first
+    (its [THINK] template as a thinking part), then Docent's instructions."""
+    if reasoning:
+        return (*reasoning_system_parts(), Text(instructions))
+    return (Text(instructions),)
+
+
+def rewrite_messages(
+    history: Sequence[Turn], question: str, *, reasoning: bool = False
+) -> list[ChatMessage]:
+    """A short request asking the model for a standalone version of a follow-up question.
+
+    Only the visible text of earlier turns goes in: never a reasoning trace.
+    """
     lines = []
     for turn in list(history)[-6:]:
         speaker = "User" if turn.role == "user" else "Assistant"
         lines.append(f"{speaker}: {turn.content[:1200]}")
     transcript = "\n".join(lines)
     return [
-        {"role": "system", "content": REWRITE_PROMPT},
-        {"role": "user", "content": f"Conversation:\n{transcript}\n\nFinal message: {question}"},
+        ChatMessage("system", system_parts(REWRITE_PROMPT, reasoning=reasoning)),
+        ChatMessage.text("user", f"Conversation:\n{transcript}\n\nFinal message: {question}"),
     ]
 
 

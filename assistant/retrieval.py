@@ -126,8 +126,16 @@ def fuse(
     return [Hit(chunks[pk], score[pk], *ranks[pk]) for pk in ordered]
 
 
+PASSAGE_MAX_TOKENS = 1024  # neighbours merge up to this size; a longer run is split
+
+
 def passages_from_hits(hits: list[Hit]) -> list[Passage]:
-    """Merge hits that are neighbours in one document; drop passages with duplicate text."""
+    """Merge hits that are neighbours in one document; drop passages with duplicate text.
+
+    A run of neighbouring hits is split into passages of at most PASSAGE_MAX_TOKENS
+    (tokens), so that one long matching section never becomes a single passage too big
+    for the retrieval budget.
+    """
     by_doc: dict[int, list[Hit]] = defaultdict(list)
     for hit in hits:
         by_doc[hit.chunk.document_id].append(hit)
@@ -135,12 +143,15 @@ def passages_from_hits(hits: list[Hit]) -> list[Passage]:
     for doc_hits in by_doc.values():
         doc_hits.sort(key=lambda h: h.chunk.ordinal)
         group = [doc_hits[0]]
+        size = group[0].chunk.token_count
         for hit in doc_hits[1:]:
-            if hit.chunk.ordinal - group[-1].chunk.ordinal <= 1:
+            adjacent = hit.chunk.ordinal - group[-1].chunk.ordinal <= 1
+            if adjacent and size + hit.chunk.token_count <= PASSAGE_MAX_TOKENS:
                 group.append(hit)
+                size += hit.chunk.token_count
             else:
                 passages.append(_passage(group))
-                group = [hit]
+                group, size = [hit], hit.chunk.token_count
         passages.append(_passage(group))
     passages.sort(key=lambda p: -p.score)
     seen: set[str] = set()

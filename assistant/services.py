@@ -2,14 +2,14 @@
 
 Chat page, widget, API and `manage.py ask` all call it:
 question -> (standalone rewrite) -> retrieve -> pack -> LLM -> events, saved as a Message.
+Whatever fails after the first event becomes an `error` event and a reply saved with
+status "error" and its reason; nothing escapes as a traceback.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,43 +17,61 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
 
-from ingest.models import Asset, KnowledgeBase
-from ingest.pipeline.embed import Embedder
-from ingest.pipeline.tokens import TokenCounter
-from ingest.store import VectorStore
+from ingest.models import KnowledgeBase
+from ingest.store import StoreUnavailable
+from ministral.registry import ModelInfo
 
 from .llm import (
     Finished,
     LLMClient,
     LLMError,
-    ModelInfo,
     ReasoningDelta,
+    Sampling,
     StreamFailed,
     TextDelta,
     Usage,
+    Waiting,
 )
 from .models import Conversation, Message
-from .packing import Budget, ImageInput, PackedRequest, Turn, pack_context
-from .prompts import default_system_prompt, retrieval_only_answer, rewrite_messages
+from .packing import Budget, ImageInput, PackedRequest, PackingError, Turn, pack_context
+from .prompts import (
+    default_system_prompt,
+    retrieval_only_answer,
+    rewrite_messages,
+    system_parts,
+)
 from .retrieval import Passage, RetrievalConfig, passages_from_hits, retrieve
+from .screenshots import (
+    ChatInputError,
+    Screenshot,
+    asset_image,
+    screenshot_prepare,
+    screenshot_read,
+)
+from .tools import ChatTools, chat_tools
+
+__all__ = [
+    "ChatEvent",
+    "ChatInputError",
+    "ChatTools",
+    "Screenshot",
+    "answer_stream",
+    "chat_tools",
+    "context_pack",
+    "conversation_history",
+    "feedback_record",
+    "question_standalone",
+    "screenshot_prepare",
+]
 
 logger = logging.getLogger("docent.chat")
 RETRIEVAL_ONLY_CONTEXT = 256_000  # tokens: without a model, only the retrieval budget matters
-
-
-class ChatInputError(ValueError):
-    """The question or an attachment is unusable; the message says why."""
-
-
-@dataclass(frozen=True)
-class ChatTools:
-    embedder: Embedder
-    store: VectorStore
-    counter: TokenCounter
-    llm: LLMClient | None
+REWRITE_TOKENS = 200  # tokens an instruct model gets to rewrite a follow-up
+REWRITE_REASONING_TOKENS = 2048  # a reasoning model thinks first: room for that and the answer
 
 
 @dataclass(frozen=True)
@@ -62,143 +80,61 @@ class ChatEvent:
     data: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Screenshot:
-    image: ImageInput
-    png: bytes
-
-
-_tools_lock = threading.Lock()
-_llm_clients: dict[object, LLMClient] = {}
-
-
-def chat_tools(kb: KnowledgeBase | None = None) -> ChatTools:
-    """The heavy objects a question needs, built once per process on first use.
-
-    A knowledge base's own model and temperature, when set, override the site defaults.
-    """
-    from ingest.pipeline.embed import get_embedder
-    from ingest.pipeline.tokens import get_counter
-    from ingest.store import get_store
-
-    from .llm import resolve_config
-
-    config = resolve_config(
-        base_url=settings.LLM_BASE_URL,
-        api_key=settings.LLM_API_KEY,
-        model=(kb.model if kb is not None and kb.model else settings.LLM_MODEL),
-        mistral_api_key=settings.MISTRAL_API_KEY,
-        openrouter_api_key=settings.OPENROUTER_API_KEY,
-        timeout_seconds=settings.LLM_TIMEOUT_SECONDS,
-        max_retries=settings.LLM_MAX_RETRIES,
-        temperature=(
-            kb.temperature
-            if kb is not None and kb.temperature is not None
-            else settings.LLM_TEMPERATURE
-        ),
-        max_tokens=settings.LLM_MAX_TOKENS,
-    )
-    llm = None
-    if config is not None:
-        with _tools_lock:  # one client (and connection pool) per distinct configuration
-            llm = _llm_clients.get(config) or _llm_clients.setdefault(config, LLMClient(config))
-    return ChatTools(
-        embedder=get_embedder(settings.EMBEDDING_MODEL_PATH),
-        store=get_store(),
-        counter=get_counter(),
-        llm=llm,
-    )
-
-
-# --- inputs -----------------------------------------------------------------------------------
-
-_ocr_lock = threading.Lock()
-
-
-def screenshot_prepare(*, data: bytes) -> Screenshot:
-    """Validate a pasted image and shrink it for the model (fast; OCR comes later)."""
-    from PIL import Image
-
-    from ingest.pipeline.images import ImageTooLarge, normalise_for_model, open_image
-
-    if not data:
-        raise ChatInputError("The attached image is empty.")
-    if len(data) > settings.MAX_CHAT_IMAGE_BYTES:
-        raise ChatInputError(
-            f"The attached image is {len(data):,} bytes; the limit is {settings.MAX_CHAT_IMAGE_BYTES:,}."
-        )
-    try:
-        pil = open_image(data, max_pixels=settings.MAX_IMAGE_PIXELS)
-    except ImageTooLarge as exc:
-        raise ChatInputError(str(exc)) from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ChatInputError(
-            "The attachment is not an image Docent can read (PNG, JPEG, WEBP, GIF)."
-        ) from exc
-    payload, mime, width, height = normalise_for_model(pil)
-    url = f"data:{mime};base64,{base64.b64encode(payload).decode()}"
-    return Screenshot(ImageInput(url, width, height, label="screenshot"), payload)
-
-
-def screenshot_read(*, shot: Screenshot) -> Screenshot:
-    """The same screenshot with the text OCR finds in it."""
-    import io
-
-    from PIL import Image
-
-    from ingest.pipeline.ocr import get_engine, ocr_image
-
-    if not settings.OCR_ENABLED:
-        return shot
-    with _ocr_lock:  # one OCR at a time per process: it is CPU-bound and not reentrant
-        text = ocr_image(Image.open(io.BytesIO(shot.png)), engine=get_engine()).text
-    image = shot.image
-    return Screenshot(
-        ImageInput(image.data_url, image.width, image.height, text, image.label), shot.png
-    )
-
-
-def _asset_image(asset: Asset) -> ImageInput | None:
-    try:
-        with default_storage.open(asset.file.name, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        logger.warning("Asset %s is missing its file", asset.pk)
-        return None
-    url = f"data:{asset.mime_type};base64,{base64.b64encode(data).decode()}"
-    return ImageInput(url, asset.width, asset.height, ocr_text=asset.ocr_text, label="source image")
-
-
 # --- the question path ------------------------------------------------------------------------
 
 
 def conversation_history(*, conversation: Conversation) -> list[Turn]:
-    return [
-        Turn(
-            m.role,
-            m.content + (f"\n\n[Screenshot text: {m.image_text}]" if m.image_text else ""),
-            m.reasoning,
-        )
-        for m in conversation.messages.exclude(status=Message.Status.STREAMING)
-        if m.content or m.reasoning
-    ]
+    """Earlier question-and-answer pairs whose answer completed.
+
+    An answer that failed, was stopped or was cut off never goes back to the model as
+    if it were whole; its question goes with it, so turns still alternate.
+    """
+    turns: list[Turn] = []
+    question: Message | None = None
+    for m in conversation.messages.exclude(status=Message.Status.STREAMING):
+        if m.role == Message.Role.USER:
+            question = m
+            continue
+        if question is not None and m.status == Message.Status.COMPLETE and m.content:
+            text = question.content
+            if question.image_text:
+                text += f"\n\n[Screenshot text: {question.image_text}]"
+            turns += [Turn("user", text), Turn("assistant", m.content, m.reasoning)]
+        question = None
+    return turns
 
 
 def question_standalone(*, question: str, history: Sequence[Turn], llm: LLMClient | None) -> str:
-    """A follow-up rewritten to stand alone, so retrieval sees what "it" refers to."""
+    """A follow-up rewritten to stand alone, so retrieval sees what "it" refers to.
+
+    Only the visible answer is ever used: a reasoning model's trace is dropped. With
+    LLM_REWRITE_MODEL set (an instruct model on the same server), that model rewrites.
+    """
     if not history:
         return question
     last_user = next((t.content for t in reversed(history) if t.role == "user"), "")
     fallback = f"{last_user}\n{question}"
     if llm is None or not settings.REWRITE_FOLLOWUPS:
         return fallback
+    model = llm.config.rewrite_model or llm.config.model
+    info = llm.model_info(model)
+    if info.reasoning:
+        sampling = Sampling(temperature=info.temperature, top_p=info.top_p)
+        max_tokens = REWRITE_REASONING_TOKENS
+    else:
+        sampling, max_tokens = Sampling(temperature=0), REWRITE_TOKENS
     try:
-        rewritten = llm.complete(
-            messages=rewrite_messages(history, question), temperature=0, max_tokens=200
+        _reasoning, rewritten, finish = llm.complete(
+            messages=rewrite_messages(history, question, reasoning=info.reasoning),
+            max_tokens=max_tokens,
+            sampling=sampling,
+            model=model,
         )
     except LLMError as exc:
         logger.warning("Follow-up rewrite failed, using the raw conversation: %s", exc)
         return fallback
+    if finish == "length" and info.reasoning:
+        return fallback  # cut off while still thinking, or mid-sentence
     rewritten = " ".join(rewritten.split())[:500]
     return rewritten or fallback
 
@@ -250,20 +186,9 @@ def _answer_events(
         )
     history = conversation_history(conversation=conversation)
     yield ChatEvent("conversation", {"id": str(conversation.uid), "kb": kb.slug})
-    if screenshots:
-        yield ChatEvent("status", {"stage": "reading screenshots"})
-        screenshots = [screenshot_read(shot=shot) for shot in screenshots]
     user_message = Message.objects.create(
-        conversation=conversation,
-        role=Message.Role.USER,
-        content=question,
-        image_text="\n\n".join(s.image.ocr_text for s in screenshots if s.image.ocr_text),
+        conversation=conversation, role=Message.Role.USER, content=question
     )
-    if screenshots:
-        user_message.images = _store_screenshots(conversation, user_message, screenshots)
-        user_message.save(update_fields=["images"])
-
-    info = tools.llm.info if tools.llm else None
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -271,16 +196,66 @@ def _answer_events(
         model=tools.llm.config.model if tools.llm else "",
         retrieval_only=tools.llm is None,
     )
-    state = {"done": False}
+    failure: dict | None = None
+    finished = False
     try:
-        yield ChatEvent("status", {"stage": "retrieving"})
-        query = question_standalone(question=question, history=history, llm=tools.llm)
-        if user_message.image_text:
-            query += "\n" + user_message.image_text[:1000]
-        reply.retrieval_query = query
-        max_output = (tools.llm.config.max_tokens if tools.llm else None) or (
-            info.default_max_tokens if info else 0
+        yield from _answer_body(kb, question, tools, history, screenshots, user_message, reply)
+        finished = True
+    except Exception as exc:
+        failure = _failure(exc)
+        reply.status, reply.error = Message.Status.ERROR, failure["message"]
+        finished = True
+    finally:
+        if not finished and reply.status == Message.Status.STREAMING:
+            reply.status = Message.Status.STOPPED  # the client went away or pressed stop
+        if reply.status == Message.Status.STREAMING:
+            reply.status = Message.Status.COMPLETE
+        try:
+            reply.save()
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+        except DatabaseError:
+            logger.exception("Could not save answer %s", reply.pk)
+    if failure is not None:
+        yield ChatEvent("error", {**failure, "partial": bool(reply.content)})
+    yield ChatEvent(
+        "done",
+        {
+            "message_id": reply.pk,
+            "status": reply.status,
+            "retrieval_only": reply.retrieval_only,
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "cost": float(reply.cost) if reply.cost is not None else None,
+        },
+    )
+
+
+def _answer_body(
+    kb: KnowledgeBase,
+    question: str,
+    tools: ChatTools,
+    history: list[Turn],
+    screenshots: Sequence[Screenshot],
+    user_message: Message,
+    reply: Message,
+) -> Iterator[ChatEvent]:
+    if screenshots:
+        yield ChatEvent("status", {"stage": "reading screenshots"})
+        screenshots = [screenshot_read(shot=shot) for shot in screenshots]
+        user_message.image_text = "\n\n".join(
+            s.image.ocr_text for s in screenshots if s.image.ocr_text
         )
+        user_message.images = _store_screenshots(user_message, screenshots)
+        user_message.save(update_fields=["image_text", "images"])
+    yield ChatEvent("status", {"stage": "retrieving"})
+    query = question_standalone(question=question, history=history, llm=tools.llm)
+    if user_message.image_text:
+        query += "\n" + user_message.image_text[:1000]
+    reply.retrieval_query = query
+    llm = tools.llm
+    for attempt in (1, 2):
+        info = llm.info if llm else None
+        max_output = answer_tokens(llm.config.max_tokens, info) if llm and info else 0
         packed = context_pack(
             kb=kb,
             query=query,
@@ -295,37 +270,44 @@ def _answer_events(
         reply.prompt_tokens = packed.prompt_tokens
         reply.save(update_fields=["retrieval_query", "sources", "prompt_tokens"])
         yield ChatEvent(
-            "sources", {"sources": reply.sources, "prompt_tokens": packed.prompt_tokens}
+            "sources",
+            {
+                "sources": reply.sources,
+                "prompt_tokens": packed.prompt_tokens,
+                "context_window": info.context_window if info else None,
+            },
         )
-        if tools.llm is None:
+        if llm is None:
             reply.content = retrieval_only_answer(packed)
             yield ChatEvent("delta", {"text": reply.content})
-        else:
-            yield ChatEvent("status", {"stage": "generating"})
-            yield from _stream_answer(tools.llm, packed, reply)
-        if reply.status == Message.Status.STREAMING:
-            reply.status = Message.Status.COMPLETE
-        state["done"] = True
-    except LLMError as exc:
-        reply.status, reply.error = Message.Status.ERROR, str(exc)
-        state["done"] = True
-        yield ChatEvent("error", {"message": str(exc)})
-    finally:
-        if not state["done"] and reply.status == Message.Status.STREAMING:
-            reply.status = Message.Status.STOPPED  # the client went away or pressed stop
-        reply.save()
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    yield ChatEvent(
-        "done",
-        {
-            "message_id": reply.pk,
-            "status": reply.status,
-            "retrieval_only": reply.retrieval_only,
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "cost": float(reply.cost) if reply.cost is not None else None,
-        },
-    )
+            return
+        yield ChatEvent("status", {"stage": "generating"})
+        try:
+            yield from _stream_answer(llm, packed, reply, max_output)
+            return
+        except LLMError as exc:
+            # The server said its window is smaller than Docent thought: believe it, pack
+            # again into that window, and ask once more.
+            smaller = (
+                exc.window is not None and info is not None and exc.window < info.context_window
+            )
+            if exc.code != "context" or not smaller or attempt == 2 or reply.content:
+                raise
+            llm.learn_window(exc.window)
+            yield ChatEvent(
+                "status",
+                {
+                    "stage": "retrying",
+                    "message": f"The model server's window is {exc.window:,} tokens; "
+                    "packing the question again to fit it.",
+                },
+            )
+
+
+def answer_tokens(configured: int | None, info: ModelInfo) -> int:
+    """Tokens the answer may take: LLM_MAX_TOKENS when set, else the model's default within
+    a quarter of the window (a Reasoning model's 8,192 would fill an 8K llama.cpp server)."""
+    return configured or min(info.max_output_tokens, info.context_window // 4)
 
 
 def context_pack(
@@ -342,6 +324,19 @@ def context_pack(
     mode: str | None = None,
 ) -> PackedRequest:
     """Retrieve for `query` and pack the request for `question`: chat's exact path."""
+    window = info.context_window if info else RETRIEVAL_ONLY_CONTEXT
+    budget = Budget(
+        context_window=window,
+        max_output_tokens=max_output_tokens,
+        margin=settings.CONTEXT_MARGIN_TOKENS,
+        retrieval=retrieval_budget or kb.retrieval_budget or settings.RETRIEVAL_BUDGET_TOKENS,
+    )
+    if budget.prompt < 256:
+        raise PackingError(
+            f"The answer may take {max_output_tokens:,} tokens (LLM_MAX_TOKENS), which leaves "
+            f"no room for the question in the {window:,}-token window of {info.id if info else 'the model'}. "
+            "Lower LLM_MAX_TOKENS."
+        )
     config = RetrievalConfig(
         mode=mode or settings.RETRIEVAL_MODE,
         lexical_weight=settings.RETRIEVAL_LEXICAL_WEIGHT,
@@ -355,17 +350,12 @@ def context_pack(
     if info is not None and info.vision:
         for index, passage in enumerate(passages[:8]):
             asset = next((c.asset for c in passage.chunks if c.asset_id), None)
-            image = _asset_image(asset) if asset is not None else None
+            image = asset_image(asset) if asset is not None else None
             if image is not None:
                 passage_images[index] = image
-    budget = Budget(
-        context_window=info.context_window if info else RETRIEVAL_ONLY_CONTEXT,
-        max_output_tokens=max_output_tokens,
-        margin=settings.CONTEXT_MARGIN_TOKENS,
-        retrieval=retrieval_budget or kb.retrieval_budget or settings.RETRIEVAL_BUDGET_TOKENS,
-    )
+    instructions = default_system_prompt(kb)
     return pack_context(
-        system_prompt=default_system_prompt(kb),
+        system_prompt=system_parts(instructions, reasoning=bool(info and info.reasoning)),
         history=history,
         question=question,
         question_images=[s.image for s in screenshots],
@@ -377,10 +367,13 @@ def context_pack(
     )
 
 
-def _stream_answer(llm: LLMClient, packed: PackedRequest, reply: Message) -> Iterator[ChatEvent]:
+def _stream_answer(
+    llm: LLMClient, packed: PackedRequest, reply: Message, max_output: int
+) -> Iterator[ChatEvent]:
     text: list[str] = []
     reasoning: list[str] = []
-    with contextlib.closing(llm.stream(messages=packed.messages)) as events:
+    stream = llm.stream(messages=packed.messages, max_tokens=max_output)
+    with contextlib.closing(stream) as events:
         try:
             for event in events:
                 if isinstance(event, TextDelta):
@@ -389,6 +382,11 @@ def _stream_answer(llm: LLMClient, packed: PackedRequest, reply: Message) -> Ite
                 elif isinstance(event, ReasoningDelta):
                     reasoning.append(event.text)
                     yield ChatEvent("reasoning", {"text": event.text})
+                elif isinstance(event, Waiting):
+                    yield ChatEvent(
+                        "status",
+                        {"stage": "waiting", "message": event.message, "seconds": event.seconds},
+                    )
                 elif isinstance(event, Usage):
                     reply.prompt_tokens = event.prompt_tokens
                     reply.completion_tokens = event.completion_tokens
@@ -396,23 +394,55 @@ def _stream_answer(llm: LLMClient, packed: PackedRequest, reply: Message) -> Ite
                         reply.cost = Decimal(str(event.cost))
                 elif isinstance(event, StreamFailed):
                     reply.status, reply.error = Message.Status.ERROR, event.message
-                    yield ChatEvent("error", {"message": event.message, "partial": bool(text)})
-                elif isinstance(event, Finished) and event.reason == "length":
                     yield ChatEvent(
-                        "error", {"message": "The answer was cut off at the output limit."}
+                        "error",
+                        {"message": event.message, "code": "interrupted", "partial": bool(text)},
+                    )
+                elif isinstance(event, Finished) and event.reason == "length":
+                    message = "The answer was cut off at the output limit (LLM_MAX_TOKENS)."
+                    reply.status, reply.error = Message.Status.TRUNCATED, message
+                    yield ChatEvent(
+                        "error", {"message": message, "code": "truncated", "partial": True}
                     )
         finally:
             reply.content = "".join(text)
             reply.reasoning = "".join(reasoning)
 
 
-def _store_screenshots(
-    conversation: Conversation, message: Message, screenshots: Sequence[Screenshot]
-) -> list[str]:
+def _failure(exc: Exception) -> dict:
+    """The error event for a failure after the first event: what happened, for people."""
+    if isinstance(exc, LLMError):
+        data: dict = {"message": str(exc), "code": exc.code}
+        if exc.retry_after is not None:
+            data["retry_after"] = exc.retry_after
+        return data
+    if isinstance(exc, PackingError):
+        return {"message": str(exc), "code": "packing"}
+    if isinstance(exc, StoreUnavailable):
+        logger.warning("Vector store unavailable mid-question: %s", exc)
+        return {
+            "message": "The search index is not reachable right now, so Docent could not look "
+            "up sources. Please try again in a moment.",
+            "code": "store_unavailable",
+        }
+    if isinstance(exc, DatabaseError):
+        logger.exception("Database error while answering")
+        return {
+            "message": "The database was busy or unavailable while answering. Please try again.",
+            "code": "database",
+        }
+    logger.exception("Unexpected failure while answering")
+    return {
+        "message": f"Docent failed while answering ({type(exc).__name__}); the details are "
+        "in the server log.",
+        "code": "internal",
+    }
+
+
+def _store_screenshots(message: Message, screenshots: Sequence[Screenshot]) -> list[str]:
+    uid = message.conversation.uid
     return [
-        default_storage.save(
-            f"conversations/{conversation.uid}/{message.pk}-{n}.png", ContentFile(shot.png)
-        )
+        default_storage.save(f"conversations/{uid}/{message.pk}-{n}.png", ContentFile(shot.png))
         for n, shot in enumerate(screenshots, start=1)
     ]
 

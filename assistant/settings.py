@@ -22,7 +22,15 @@ if Path(_env_file).is_file():
     environ.Env.read_env(_env_file, overwrite=False)
 
 
-def _get(kind: str, name: str, default: object, *, minimum: float | None = None):
+def _get(
+    kind: str,
+    name: str,
+    default: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] = (),
+):
     """Read one variable with django-environ and turn parse errors into ImproperlyConfigured."""
     try:
         value = getattr(env, kind)(name, default=default)
@@ -32,7 +40,32 @@ def _get(kind: str, name: str, default: object, *, minimum: float | None = None)
         ) from exc
     if minimum is not None and value is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
+    if choices and value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def _url(name: str, default: str) -> str:
+    value = _get("str", name, default)
+    if value and not value.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{name} must start with http:// or https://, got {value!r}")
+    return value
+
+
+# Offline by default: no library may phone home (model hubs, usage telemetry). Set before
+# any of them is imported, and inherited by every child process (worker, sandbox, Chroma).
+for _name, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "ANONYMIZED_TELEMETRY": "False",  # Chroma
+    "ORT_DISABLE_TELEMETRY": "1",  # onnxruntime (OCR) 1.29+ uploads usage events otherwise
+    "DO_NOT_TRACK": "1",
+    "POSTHOG_DISABLED": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
 
 
 # --- Paths --------------------------------------------------------------------------------
@@ -232,19 +265,39 @@ if CHUNK_OVERLAP_TOKENS >= CHUNK_MAX_TOKENS:
 DEFAULT_KB_NAME = _get("str", "DEFAULT_KB_NAME", "default")
 
 # --- Chat ---------------------------------------------------------------------------------
-LLM_BASE_URL = _get("str", "LLM_BASE_URL", "")
+# Which model: a provider key (MISTRAL_API_KEY, OPENROUTER_API_KEY, TOGETHER_API_KEY) or any
+# OpenAI-compatible server (LLM_BASE_URL). See assistant/llm/config.py for the precedence.
+LLM_PROVIDER = _get(
+    "str",
+    "LLM_PROVIDER",
+    "auto",
+    choices=("auto", "mistral", "openrouter", "together", "openai-compatible"),
+)
+LLM_BASE_URL = _url("LLM_BASE_URL", "")
 LLM_API_KEY = _get("str", "LLM_API_KEY", "")
 LLM_MODEL = _get("str", "LLM_MODEL", "")
 MISTRAL_API_KEY = _get("str", "MISTRAL_API_KEY", "")
+MISTRAL_BASE_URL = _url("MISTRAL_BASE_URL", "https://api.mistral.ai/v1")
 OPENROUTER_API_KEY = _get("str", "OPENROUTER_API_KEY", "")
+OPENROUTER_BASE_URL = _url("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+OPENROUTER_HTTP_REFERER = _get("str", "OPENROUTER_HTTP_REFERER", "")  # your site, for rankings
+OPENROUTER_X_TITLE = _get("str", "OPENROUTER_X_TITLE", "")  # your app's name on OpenRouter
+TOGETHER_API_KEY = _get("str", "TOGETHER_API_KEY", "")
+TOGETHER_BASE_URL = _url("TOGETHER_BASE_URL", "https://api.together.xyz/v1")
+LLM_CONTEXT_WINDOW = _get("int", "LLM_CONTEXT_WINDOW", None, minimum=1024)  # tokens
+LLM_DISCOVER = _get("bool", "LLM_DISCOVER", True)  # read windows from the server's GET /models
 LLM_TIMEOUT_SECONDS = _get("float", "LLM_TIMEOUT_SECONDS", 60.0, minimum=1)
 LLM_MAX_RETRIES = _get("int", "LLM_MAX_RETRIES", 3, minimum=0)
-LLM_TEMPERATURE = _get("float", "LLM_TEMPERATURE", None, minimum=0)
+LLM_RETRY_MAX_SECONDS = _get("float", "LLM_RETRY_MAX_SECONDS", 30.0, minimum=0)
 LLM_MAX_TOKENS = _get("int", "LLM_MAX_TOKENS", None, minimum=16)
-if LLM_BASE_URL and not LLM_BASE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured(
-        f"LLM_BASE_URL must start with http:// or https://, got {LLM_BASE_URL!r}"
-    )
+# Sampling; unset means the model card's default (Reasoning models: 0.7 and 0.95).
+LLM_TEMPERATURE = _get("float", "LLM_TEMPERATURE", None, minimum=0, maximum=2)
+LLM_TOP_P = _get("float", "LLM_TOP_P", None, minimum=0, maximum=1)
+LLM_STOP = _get("list", "LLM_STOP", [])
+LLM_SEED = _get("int", "LLM_SEED", None, minimum=0)
+LLM_FREQUENCY_PENALTY = _get("float", "LLM_FREQUENCY_PENALTY", None, minimum=-2, maximum=2)
+LLM_PRESENCE_PENALTY = _get("float", "LLM_PRESENCE_PENALTY", None, minimum=-2, maximum=2)
+LLM_REWRITE_MODEL = _get("str", "LLM_REWRITE_MODEL", "")  # an instruct model for follow-ups
 RETRIEVAL_BUDGET_TOKENS = _get("int", "RETRIEVAL_BUDGET_TOKENS", 32_000, minimum=256)
 CONTEXT_MARGIN_TOKENS = _get("int", "CONTEXT_MARGIN_TOKENS", 512, minimum=0)
 RETRIEVAL_MODE = _get("str", "RETRIEVAL_MODE", "hybrid")

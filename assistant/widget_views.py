@@ -136,8 +136,13 @@ def widget_chat(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 def _relink(events: Iterator[ChatEvent], url_for) -> Iterator[ChatEvent]:
-    """Citations point at the widget's own document view, which the visitor can open."""
+    """Citations point at the widget's own document view, which the visitor can open.
+
+    A reasoning model's trace is for the site's own staff, never for a visitor.
+    """
     for event in events:
+        if event.kind == "reasoning":
+            continue
         if event.kind == "sources":
             sources = [{**s, "url": url_for(s)} for s in event.data["sources"]]
             event = ChatEvent("sources", {**event.data, "sources": sources})

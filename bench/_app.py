@@ -1,6 +1,6 @@
 """Shared by the HTTP benchmarks: the real app and the stand-in LLM as subprocesses on loopback.
 
-`FakeLLM` runs tests/llm_server.py as a process; `Docent` prepares a throwaway DATA_DIR
+`FakeLLM` runs the stand-in model server (`python -m standin`) as a process; `Docent` prepares a throwaway DATA_DIR
 (migrated, one public knowledge base, a write API key) and runs `uvicorn
 assistant.asgi:application` and `manage.py worker` on it. Everything listens on 127.0.0.1
 only, proxies are ignored, and every process is stopped (by its own pid) on exit, or gets
@@ -46,6 +46,9 @@ _DROP_ENV = (
     "LLM_MAX_TOKENS",
     "MISTRAL_API_KEY",
     "OPENROUTER_API_KEY",
+    "TOGETHER_API_KEY",
+    "LLM_PROVIDER",
+    "LLM_CONTEXT_WINDOW",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",
@@ -95,6 +98,19 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+def manage(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` with `env`, to the end; its output as text."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def base_env(data_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
     env.update(
@@ -112,7 +128,7 @@ def base_env(data_dir: Path | None = None) -> dict[str, str]:
 
 
 class FakeLLM:
-    """`python tests/llm_server.py --port 0` as a subprocess, driven through its control API."""
+    """`python -m standin --port 0` as a subprocess, driven through its control API."""
 
     def __init__(self, *, delay_per_token: float = 0.0, log: Path | None = None) -> None:
         self.delay_per_token = delay_per_token
@@ -122,7 +138,7 @@ class FakeLLM:
         self._control = http_client(timeout=30)
 
     def start(self, timeout: float = 60) -> FakeLLM:
-        command = [sys.executable, str(REPO / "tests" / "llm_server.py"), "--port", "0"]
+        command = [sys.executable, "-m", "standin", "--port", "0"]
         command += ["--delay-per-token", str(self.delay_per_token), "--api-key", LLM_KEY]
         stderr = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(
@@ -206,15 +222,7 @@ class Docent:
         return {"Authorization": f"Bearer {self.token}"}
 
     def _manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, str(REPO / "manage.py"), *args],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = manage(self.env, *args, timeout=300)
         if done.returncode:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
         return done.stdout.strip()

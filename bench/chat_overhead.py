@@ -2,7 +2,7 @@
 
 (a) request -> model: from the moment the client sends `POST /api/kbs/<slug>/chat`
     (stream=true) to the moment the request line reaches the LLM server (the stand-in
-    tests/llm_server.py records it as `received`; both clocks are this machine's). In between:
+    the stand-in records it as `received`; both clocks are this machine's). In between:
     authentication, saving the conversation, embedding the question, dense + lexical
     retrieval, packing the context with exact token counts, and the SDK call.
     Goal: p95 < 150 ms.

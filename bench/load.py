@@ -9,7 +9,7 @@ upload gets up to `--settle` s to reach ready/failed.
 
 The app runs as deployed: `python -m uvicorn assistant.asgi:application`, one `manage.py
 worker`, the local Chroma server they start, on a throwaway DATA_DIR seeded with
-`--seed-docs` documents; the model is the stand-in tests/llm_server.py (a subprocess)
+`--seed-docs` documents; the model is the stand-in server (`python -m standin`, a subprocess)
 streaming `--answer-tokens` pieces at `--delay` s each. Memory: VmRSS of the web and the
 worker (each with its children) and of the Chroma keeper + server, every second.
 

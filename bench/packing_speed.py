@@ -14,7 +14,6 @@ once). The packed request is checked against mistral-common's own encoding of it
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import random
 import statistics
@@ -63,12 +62,12 @@ def manual_pages(pdf: Path) -> list[str]:
     return [" ".join(rng.choice(words) for _ in range(600)) for _ in range(300)]
 
 
-def png(width: int, height: int) -> str:
+def png(width: int, height: int) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (200, 210, 220)).save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return buffer.getvalue()
 
 
 def main() -> None:
@@ -80,9 +79,11 @@ def main() -> None:
     args = parser.parse_args()
     django_setup()  # retrieval's Passage lives beside Django models
 
+    from assistant.llm.wire import wire_messages
     from assistant.packing import Budget, ImageInput, Turn, pack_context
     from assistant.retrieval import Passage
-    from ingest.pipeline.tokens import get_counter
+    from ministral.prompt import Image
+    from ministral.tokens import get_counter
 
     counter = get_counter()
     pages = manual_pages(args.pdf)
@@ -94,8 +95,8 @@ def main() -> None:
         passages.append(Passage(n, Path(args.pdf).name, (piece,), 1.0 - n / 10_000, (n + 1,)))
     while sum(p.token_count for p in passages) < 2 * WINDOW:  # always more than fits
         passages += passages[: len(pages)]
-    screenshot = ImageInput(data_url=png(1280, 800), width=1280, height=800, ocr_text="Error 503")
-    figure = ImageInput(data_url=png(900, 600), width=900, height=600, ocr_text="")
+    screenshot = ImageInput(Image(png(1280, 800), "image/png", 1280, 800), ocr_text="Error 503")
+    figure = ImageInput(Image(png(900, 600), "image/png", 900, 600))
     budget = Budget(context_window=WINDOW, max_output_tokens=4096, retrieval=WINDOW)
     kwargs = dict(
         system_prompt="Answer only from the sources and cite them as [n].",
@@ -110,14 +111,7 @@ def main() -> None:
     )
     packed = pack_context(**kwargs)  # warm-up; also the request that is verified
     times, floors = [], []
-    text = "".join(
-        part["text"] if isinstance(part, dict) else part
-        for message in packed.messages
-        for part in (
-            message["content"] if isinstance(message["content"], list) else [message["content"]]
-        )
-        if not isinstance(part, dict) or part.get("type") == "text"
-    )
+    text = "".join(message.plain_text() for message in packed.messages)
     for _ in range(args.runs):
         started = time.perf_counter()
         pack_context(**kwargs)
@@ -126,9 +120,9 @@ def main() -> None:
         counter.text(text)
         floors.append((time.perf_counter() - started) * 1000)
 
-    from tests.llm_server import count_prompt_tokens
+    from standin import count_prompt_tokens
 
-    exact = count_prompt_tokens(packed.messages)
+    exact = count_prompt_tokens(wire_messages(packed.messages, dialect="mistral-common"))
     p50, p95 = statistics.median(times), sorted(times)[max(0, int(0.95 * len(times)) - 1)]
     floor = statistics.median(floors)
     print(

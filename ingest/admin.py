@@ -8,8 +8,8 @@ from ingest.models import Asset, Chunk, Document, KnowledgeBase
 from ingest.services import (
     document_delete,
     document_reindex,
+    kb_create,
     kb_delete,
-    kb_get_or_create,
     kb_update,
 )
 from ingest.store import get_store
@@ -21,23 +21,29 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     readonly_fields = ["uid", "created_at", "updated_at"]
     filter_horizontal = ["members"]
-    _settings = (
-        "description",
-        "visibility",
-        "system_prompt",
-        "model",
-        "temperature",
-        "retrieval_budget",
-    )
+    fieldsets = [
+        (None, {"fields": ["name", "description", "visibility", "members"]}),
+        (
+            "Chat",
+            {
+                "fields": [
+                    name
+                    for name in KnowledgeBase.SETTINGS
+                    if name not in {"description", "visibility"}
+                ]
+            },
+        ),
+        ("Record", {"fields": ["uid", "created_at", "updated_at"]}),
+    ]
 
     def save_model(self, request, obj, form, change) -> None:
-        fields = {name: form.cleaned_data.get(name) for name in self._settings}
+        fields = {name: form.cleaned_data.get(name) for name in KnowledgeBase.SETTINGS}
         if change:
             kb_update(
                 kb=KnowledgeBase.objects.get(pk=obj.pk), name=form.cleaned_data["name"], **fields
             )
             return
-        kb = kb_update(kb=kb_get_or_create(name=form.cleaned_data["name"]), **fields)
+        kb = kb_create(name=form.cleaned_data["name"], **fields)
         obj.pk, obj.uid, obj.slug = kb.pk, kb.uid, kb.slug
         obj._state.adding = False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import Q
-from ninja import File, Router, Schema, Status
+from ninja import File, ModelSchema, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
@@ -13,43 +13,43 @@ from ingest.access import kb_manageable, kb_readable, kbs_readable
 from ingest.models import Document, KnowledgeBase
 from ingest.pipeline.types import IngestError
 from ingest.services import (
+    KnowledgeBaseExists,
     document_create,
     document_delete,
     document_reindex,
+    kb_create,
     kb_delete,
-    kb_get_or_create,
+    kb_update,
 )
 from ingest.store import get_store
 
 router = Router(tags=["documents"])
 
 
-class KnowledgeBaseOut(Schema):
-    name: str
-    slug: str
-    description: str
-    visibility: str
-    system_prompt: str
-    model: str
-    temperature: float | None
-    retrieval_budget: int | None
+class KnowledgeBaseOut(ModelSchema):
     document_count: int
-    created_at: datetime
+
+    class Meta:
+        model = KnowledgeBase
+        fields = ["name", "slug", *KnowledgeBase.SETTINGS, "created_at"]
+
+    @staticmethod
+    def resolve_document_count(obj: KnowledgeBase) -> int:
+        return obj.documents.count()
 
 
-class KnowledgeBaseIn(Schema):
-    name: str
-    description: str = ""
+class KnowledgeBaseIn(ModelSchema):
+    class Meta:
+        model = KnowledgeBase
+        fields = ["name", *KnowledgeBase.SETTINGS]
+        fields_optional = list(KnowledgeBase.SETTINGS)
 
 
-class KnowledgeBasePatch(Schema):
-    name: str | None = None
-    description: str | None = None
-    visibility: str | None = None  # "public" or "members"
-    system_prompt: str | None = None
-    model: str | None = None
-    temperature: float | None = None
-    retrieval_budget: int | None = None
+class KnowledgeBasePatch(ModelSchema):
+    class Meta:
+        model = KnowledgeBase
+        fields = ["name", *KnowledgeBase.SETTINGS]
+        fields_optional = "__all__"
 
 
 class DocumentOut(Schema):
@@ -93,21 +93,6 @@ class ChunkOut(Schema):
     token_count: int
 
 
-def _kb_out(kb: KnowledgeBase) -> dict:
-    return {
-        "name": kb.name,
-        "slug": kb.slug,
-        "description": kb.description,
-        "visibility": kb.visibility,
-        "system_prompt": kb.system_prompt,
-        "model": kb.model,
-        "temperature": kb.temperature,
-        "retrieval_budget": kb.retrieval_budget,
-        "document_count": kb.documents.count(),
-        "created_at": kb.created_at,
-    }
-
-
 def caller(request) -> tuple[object | None, object | None]:
     """(user, api key) behind a request; exactly one of them authenticates it."""
     key = getattr(request, "api_key", None)
@@ -141,43 +126,38 @@ def staff_only(request) -> None:
 
 
 @router.get("/kbs", response=list[KnowledgeBaseOut], summary="List knowledge bases")
-def kb_list(request):
+def kb_list_endpoint(request):
     user, key = caller(request)
-    return [_kb_out(kb) for kb in kbs_readable(user=user, key=key)]
+    return list(kbs_readable(user=user, key=key))
 
 
 @router.post("/kbs", response={201: KnowledgeBaseOut}, summary="Create a knowledge base")
-def kb_create(request, payload: KnowledgeBaseIn):
+def kb_create_endpoint(request, payload: KnowledgeBaseIn):
     staff_only(request)
-    if KnowledgeBase.objects.filter(name__iexact=" ".join(payload.name.split())).exists():
-        raise HttpError(409, "A knowledge base with that name already exists.")
     try:
-        kb = kb_get_or_create(name=payload.name)
+        kb = kb_create(**payload.dict(exclude_unset=True))
+    except KnowledgeBaseExists as exc:
+        raise HttpError(409, str(exc)) from exc
     except ValueError as exc:
         raise HttpError(422, str(exc)) from exc
-    if payload.description:
-        from ingest.services import kb_update as update
-
-        update(kb=kb, description=payload.description)
-    return Status(201, _kb_out(kb))
+    return Status(201, kb)
 
 
 @router.get("/kbs/{slug}", response=KnowledgeBaseOut, summary="One knowledge base")
-def kb_detail(request, slug: str):
-    return _kb_out(kb_for(request, slug))
+def kb_detail_endpoint(request, slug: str):
+    return kb_for(request, slug)
 
 
-@router.patch("/kbs/{slug}", response=KnowledgeBaseOut, summary="Rename or describe")
-def kb_update(request, slug: str, payload: KnowledgeBasePatch):
-    from ingest.services import kb_update as update
-
+@router.patch("/kbs/{slug}", response=KnowledgeBaseOut, summary="Rename or change settings")
+def kb_update_endpoint(request, slug: str, payload: KnowledgeBasePatch):
     staff_only(request)
     kb = kb_for(request, slug)
     try:
-        kb = update(kb=kb, name=payload.name, **payload.dict(exclude_unset=True, exclude={"name"}))
-    except ValueError as exc:
+        return kb_update(kb=kb, **payload.dict(exclude_unset=True))
+    except KnowledgeBaseExists as exc:
         raise HttpError(409, str(exc)) from exc
-    return _kb_out(kb)
+    except ValueError as exc:
+        raise HttpError(422, str(exc)) from exc
 
 
 @router.delete("/kbs/{slug}", response={204: None}, summary="Delete with all documents")

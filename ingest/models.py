@@ -6,9 +6,18 @@ import hashlib
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.text import slugify
+
+
+def validate_stop_sequences(value: str) -> None:
+    lines = [line for line in value.splitlines() if line.strip()]
+    if len(lines) > 4:
+        raise ValidationError("Give at most 4 stop sequences, one per line.")
+    if any(len(line) > 100 for line in lines):
+        raise ValidationError("Keep each stop sequence under 100 characters.")
 
 
 class KnowledgeBase(models.Model):
@@ -34,7 +43,32 @@ class KnowledgeBase(models.Model):
         max_length=200, blank=True, help_text="Model id, e.g. ministral-8b-2512"
     )
     temperature = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(2)]
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(2)],
+        help_text="0-2; blank: the model card's default",
+    )
+    top_p = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Nucleus sampling, 0-1; blank: the model's default",
+    )
+    stop_sequences = models.TextField(
+        blank=True,
+        validators=[validate_stop_sequences],
+        help_text="The answer ends at any of these; one per line, at most 4",
+    )
+    seed = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The same seed gives the same answer where the provider supports it",
+    )
+    frequency_penalty = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-2), MaxValueValidator(2)]
+    )
+    presence_penalty = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-2), MaxValueValidator(2)]
     )
     retrieval_budget = models.PositiveIntegerField(
         null=True,
@@ -44,6 +78,22 @@ class KnowledgeBase(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # The settings an admin may change, declared once: the admin, the settings page and the
+    # API all derive their fields from these.
+    SETTINGS = (
+        "description",
+        "visibility",
+        "system_prompt",
+        "model",
+        "temperature",
+        "top_p",
+        "stop_sequences",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "retrieval_budget",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -56,6 +106,10 @@ class KnowledgeBase(models.Model):
             digest = hashlib.sha1(self.name.encode()).hexdigest()[:10]  # noqa: S324
             self.slug = slugify(self.name)[:100] or f"kb-{digest}"
         super().save(*args, **kwargs)
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        return tuple(line for line in self.stop_sequences.splitlines() if line.strip())
 
     @property
     def collection_name(self) -> str:

@@ -9,9 +9,9 @@ from django_tasks import task
 def ingest_tools():
     """The heavy objects ingestion needs, built once per process on first use."""
     from ingest.pipeline.embed import get_embedder
-    from ingest.pipeline.tokens import get_counter
     from ingest.services.processing import IngestTools
     from ingest.store import get_store
+    from ministral.tokens import get_counter
 
     return IngestTools(
         embedder=get_embedder(settings.EMBEDDING_MODEL_PATH),

@@ -16,7 +16,7 @@ from ingest.access import kb_readable
 from ingest.forms import KnowledgeBaseForm
 from ingest.models import Asset, Document, KnowledgeBase
 from ingest.pipeline.chunk import merge_chunk_texts
-from ingest.services import kb_delete, kb_get_or_create, kb_update
+from ingest.services import kb_create, kb_delete, kb_update
 from ingest.store import get_store
 
 # Only these are shown in the browser; anything else (HTML above all) is a download,
@@ -99,12 +99,11 @@ def kb_list_page(request: HttpRequest) -> HttpResponse:
     """Knowledge bases: list them and create a new one."""
     form = KnowledgeBaseForm(data=request.POST or None, initial={"visibility": "members"})
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        if KnowledgeBase.objects.filter(name__iexact=" ".join(data["name"].split())).exists():
-            form.add_error("name", "A knowledge base with that name already exists.")
+        try:
+            kb = kb_create(**form.cleaned_data)
+        except ValueError as exc:
+            form.add_error("name", str(exc))
         else:
-            kb = kb_get_or_create(name=data.pop("name"))
-            kb_update(kb=kb, **data)
             return redirect("documents", slug=kb.slug)
     kbs = KnowledgeBase.objects.annotate(document_total=Count("documents")).order_by("name")
     return render(request, "ingest/kbs.html", {"kbs": kbs, "form": form})

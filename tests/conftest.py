@@ -55,6 +55,41 @@ def manage_run(
     )
 
 
+def wait_for_web(url: str, web: subprocess.Popen, log_path: Path, timeout: float = 90) -> None:
+    """Wait until the web server at `url` answers; fail with its log if it never does."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=2)
+            return
+        except OSError:
+            if web.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("web server did not start:\n" + log_path.read_text()) from None
+            time.sleep(0.2)
+
+
+def chroma_run(path: Path, port: int) -> subprocess.Popen:
+    """A Chroma server of a test's own on 127.0.0.1:`port`, answering once this returns."""
+    import httpx
+
+    launcher = "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; app()"
+    command = [sys.executable, "-c", launcher, "run", "--path", str(path), "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise AssertionError("the Chroma server did not start")
+
+
 def uvicorn(port: int, env: dict[str, str], **popen) -> subprocess.Popen:
     """The web app served as deployed (ASGI, uvicorn) on 127.0.0.1:`port`."""
     command = ["-m", "uvicorn", "assistant.asgi:application", "--host", "127.0.0.1"]
@@ -102,8 +137,8 @@ def store():
 
 @pytest.fixture(scope="session")
 def tools(embedder, store):
-    from ingest.pipeline.tokens import get_counter
     from ingest.services import IngestTools
+    from ministral.tokens import get_counter
 
     return IngestTools(embedder=embedder, store=store, count_llm_tokens=get_counter().text)
 
@@ -170,7 +205,7 @@ def wait_for_document(document_id: int, statuses=("ready", "failed"), timeout: f
 
 @pytest.fixture(scope="session")
 def llm_server_session():
-    from tests.llm_server import LLMServer
+    from standin import LLMServer
 
     server = LLMServer(unknown_models=True)
     server.start()
@@ -226,8 +261,6 @@ class LiveApp:
 @pytest.fixture(scope="module")
 def live_app_module(django_db_setup, django_db_blocker, llm_server_session, tmp_path_factory):
     """The real app for one test module: uvicorn (ASGI) and an ingest worker on the test DB."""
-    import urllib.request
-
     env = subprocess_env(
         LLM_BASE_URL=llm_server_session.base_url,
         LLM_API_KEY="test-key",
@@ -239,15 +272,7 @@ def live_app_module(django_db_setup, django_db_blocker, llm_server_session, tmp_
     log = open(log_path, "w")  # noqa: SIM115
     web = uvicorn(port, env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/", timeout=2)
-            break
-        except OSError:
-            if web.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("web server did not start:\n" + log_path.read_text()) from None
-            time.sleep(0.2)
+    wait_for_web(url, web, log_path)
     worker = WorkerProcess(env).start()
     yield LiveApp(url, web, worker, llm_server_session)
     worker.stop()

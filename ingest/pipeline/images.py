@@ -6,8 +6,8 @@ import io
 
 from PIL import Image, ImageOps
 
-MODEL_MAX_SIDE_PX = 1540  # Ministral 3 downsamples anything larger, so sending more is waste
-MODEL_MAX_BYTES = 10 * 1024 * 1024  # Mistral API: at most 10 MB per image
+from ministral.limits import MAX_IMAGE_BYTES as MODEL_MAX_BYTES
+from ministral.limits import MAX_IMAGE_SIDE_PX as MODEL_MAX_SIDE_PX
 
 
 class ImageTooLarge(ValueError):

@@ -92,8 +92,13 @@ def load_engine() -> OcrEngine:
     ``get_engine``). ``ocr_image`` passes no per-call options, which RapidOCR would store
     on the engine, so one engine can serve several threads.
     """
+    # onnxruntime 1.29+ uploads usage telemetry unless told not to before it starts;
+    # settings set this for every Django process, and this covers any other importer.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
     from rapidocr_onnxruntime import RapidOCR
 
+    onnxruntime.disable_telemetry_events()
     # intra-op threads only: inter-op parallelism just oversubscribes a small box.
     threads = max(1, min(MAX_THREADS, os.cpu_count() or 1))
     engine = RapidOCR(

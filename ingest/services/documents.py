@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -32,10 +33,20 @@ class UploadResult:
     created: bool  # False when the same bytes were already in this knowledge base
 
 
-def kb_get_or_create(*, name: str) -> KnowledgeBase:
-    name = " ".join(name.split())[:100]
-    if not name:
+class KnowledgeBaseExists(ValueError):
+    """Another knowledge base already has that name (names are unique, ignoring case)."""
+
+
+def kb_name_clean(name: str) -> str:
+    """A knowledge base name as stored: whitespace collapsed, at most 100 characters."""
+    cleaned = " ".join(name.split())[:100]
+    if not cleaned:
         raise ValueError("A knowledge base needs a name.")
+    return cleaned
+
+
+def kb_get_or_create(*, name: str) -> KnowledgeBase:
+    name = kb_name_clean(name)
     kb = KnowledgeBase.objects.filter(name__iexact=name).first()
     if kb is not None:
         return kb
@@ -46,14 +57,17 @@ def kb_get_or_create(*, name: str) -> KnowledgeBase:
         return KnowledgeBase.objects.get(name__iexact=name)
 
 
-_KB_SETTINGS = {
-    "description",
-    "visibility",
-    "system_prompt",
-    "model",
-    "temperature",
-    "retrieval_budget",
-}
+def kb_create(*, name: str, members=None, **fields) -> KnowledgeBase:
+    """A new knowledge base; KnowledgeBaseExists when the name is taken (ignoring case)."""
+    name = kb_name_clean(name)
+    if KnowledgeBase.objects.filter(name__iexact=name).exists():
+        raise KnowledgeBaseExists("A knowledge base with that name already exists.")
+    try:
+        with transaction.atomic():
+            kb = KnowledgeBase.objects.create(name=name)
+    except IntegrityError as exc:
+        raise KnowledgeBaseExists("A knowledge base with that name already exists.") from exc
+    return kb_update(kb=kb, members=members, **fields)
 
 
 def kb_update(
@@ -61,30 +75,27 @@ def kb_update(
 ) -> KnowledgeBase:
     """Rename a knowledge base or change its settings; its slug (and URLs) stay the same.
 
-    fields: any of description, visibility, system_prompt, model, temperature,
-    retrieval_budget (tokens, 256-256000). members: the users who may read it.
+    fields: any of KnowledgeBase.SETTINGS, checked by the model's own validators (the
+    ValueError names the first problem). None clears a setting that may be blank and
+    leaves the others as they are. members: the users who may read it.
     """
-    unknown = set(fields) - _KB_SETTINGS
+    unknown = set(fields) - set(KnowledgeBase.SETTINGS)
     if unknown:
         raise ValueError(f"Unknown knowledge base settings: {', '.join(sorted(unknown))}")
     if name is not None:
-        name = " ".join(name.split())[:100]
-        if not name:
-            raise ValueError("A knowledge base needs a name.")
+        name = kb_name_clean(name)
         if KnowledgeBase.objects.filter(name__iexact=name).exclude(pk=kb.pk).exists():
-            raise ValueError("A knowledge base with that name already exists.")
+            raise KnowledgeBaseExists("A knowledge base with that name already exists.")
         kb.name = name
-    budget = fields.get("retrieval_budget")
-    if budget is not None and not 256 <= budget <= 256_000:
-        raise ValueError("The retrieval budget must be between 256 and 256000 tokens.")
-    temperature = fields.get("temperature")
-    if temperature is not None and not 0 <= temperature <= 2:
-        raise ValueError("The temperature must be between 0 and 2.")
-    if fields.get("visibility", kb.visibility) not in KnowledgeBase.Visibility.values:
-        raise ValueError("Visibility must be public or members.")
     for field, value in fields.items():
-        if value is not None or field in {"temperature", "retrieval_budget"}:
+        if value is not None or KnowledgeBase._meta.get_field(field).null:
             setattr(kb, field, value)
+    try:
+        kb.full_clean(exclude=["slug", "members"], validate_unique=False)
+    except ValidationError as exc:
+        field, problems = next(iter(exc.message_dict.items()))
+        label = "" if field == "__all__" else KnowledgeBase._meta.get_field(field).verbose_name
+        raise ValueError(f"{str(label).capitalize()}: {problems[0]}".lstrip(": ")) from exc
     kb.save()
     if members is not None:
         kb.members.set(members)

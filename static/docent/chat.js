@@ -181,7 +181,7 @@
           url.searchParams.set("c", data.id);
           window.history.replaceState(null, "", url);
         } else if (kind === "status") {
-          status.textContent = data.stage === "generating" ? "Writing the answer…" : `${data.stage[0].toUpperCase()}${data.stage.slice(1)}…`;
+          status.textContent = data.message || (data.stage === "generating" ? "Writing the answer…" : `${data.stage[0].toUpperCase()}${data.stage.slice(1)}…`);
         } else if (kind === "sources") {
           renderSources(sourceList, data.sources);
         } else if (kind === "reasoning") {

@@ -168,6 +168,7 @@
             var d = JSON.parse(data.join("\n"));
             if (kind === "conversation") put("conversation", d.id);
             else if (kind === "sources") srcs = d.sources;
+            else if (kind === "status" && d.message && !raw) bubble.textContent = d.message;
             else if (kind === "delta") { raw += d.text; bubble.textContent = raw; }
             else if (kind === "html") { bubble.innerHTML = d.html; bubble.querySelectorAll("a").forEach(function (a) { a.target = "_blank"; a.rel = "noopener"; }); }
             else if (kind === "error") note(d.message, "err");

@@ -220,7 +220,11 @@ def test_staff_session_manages_knowledge_bases_with_csrf(kbs, staff_user, store)
         content_type="application/json",
         **token,
     )
-    assert bad.status_code == 409
+    assert bad.status_code == 422  # a bad value: named, with its range
+    assert (
+        bad.json()["detail"]
+        == "Retrieval budget: Ensure this value is greater than or equal to 256."
+    )
     assert client.delete("/api/kbs/gamma", **token).status_code == 204
     assert not KnowledgeBase.objects.filter(slug="gamma").exists()
 
@@ -253,3 +257,19 @@ def test_lists_take_any_offset(path, kbs, keys):
     for offset in (10**13, 10**30):
         response = client.get(f"/api/kbs/alpha/{path}?offset={offset}", **bearer(write))
         assert response.status_code == 200 and response.json() == [], response.content
+
+
+def test_a_rate_limited_model_is_a_429_with_retry_after(kbs, keys, llm_server, settings):
+    from standin import Reply
+
+    read, _ = keys
+    settings.LLM_RETRY_MAX_SECONDS = 5
+    llm_server.script(Reply.error(429, retry_after=90))
+    response = post_json(
+        Client(), "/api/kbs/alpha/chat", {"question": "How do I reset it?"}, **bearer(read)
+    )
+    assert response.status_code == 429
+    assert response["Retry-After"] == "90"
+    body = response.json()
+    assert "wait 90 s" in body["detail"] and body["message_id"]
+    assert Message.objects.get(pk=body["message_id"]).status == "error"

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from ingest.services import kb_get_or_create
+from standin import Reply
 from tests import factories
 from tests.conftest import REPO, subprocess_env
-from tests.llm_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,3 +75,29 @@ def test_ask_fails_loudly(printer_kb, llm_server):
     llm_server.script(Reply.error(500, times=10))
     broken = ask("--kb", "Printers", "E-42?", LLM_MAX_RETRIES="0", **llm_env(llm_server))
     assert broken.returncode == 1 and "HTTP 500" in broken.stderr
+
+
+def test_ask_shows_only_the_answer_of_a_reasoning_model(printer_kb, llm_server):
+    """Mistral's API streams thinking as content chunks: the answer prints, the trace doesn't."""
+    llm_server.config.update({"dialect": "mistral"})
+    llm_server.script(Reply(text="Open cover B [1].", reasoning="Source 1 says cover B."))
+    env = {
+        "MISTRAL_API_KEY": "k",
+        "MISTRAL_BASE_URL": llm_server.base_url,
+        "LLM_MODEL": "magistral-small-2509",
+        "LLM_BASE_URL": "",
+    }
+    result = ask("--kb", "Printers", "How do I clear E-42?", **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Open cover B [1].\n")
+    assert "Source 1 says cover B" not in result.stdout + result.stderr
+    llm_server.script(Reply(text="Open cover B [1].", reasoning="Source 1 says cover B."))
+    shown = ask("--kb", "Printers", "--show-reasoning", "How do I clear E-42?", **env)
+    assert "Source 1 says cover B." in shown.stderr and "Source 1" not in shown.stdout
+
+
+def test_ask_reports_a_packing_error_not_a_traceback(printer_kb, llm_server):
+    result = ask("--kb", "Printers", "E-42?", LLM_MAX_TOKENS="300000", **llm_env(llm_server))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Lower LLM_MAX_TOKENS" in result.stderr

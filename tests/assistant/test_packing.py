@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import random
 import time
 from dataclasses import dataclass
 
 import pytest
-from PIL import Image
+from PIL import Image as PILImage
 
-from assistant.packing import MAX_IMAGES, Budget, ImageInput, PackingError, Turn, pack_context
+from assistant.llm.wire import wire_messages
+from assistant.packing import Budget, ImageInput, PackingError, Turn, pack_context
 from assistant.retrieval import Passage
-from ingest.pipeline.tokens import get_counter
-from tests.llm_server import count_prompt_tokens
+from ministral.limits import MAX_IMAGES
+from ministral.prompt import Image, Text
+from ministral.tokens import get_counter
+from standin import count_prompt_tokens
 
 WORDS = [
     "printer",
@@ -67,9 +69,8 @@ def passage(rng: random.Random, n: int, words: int) -> Passage:
 
 def image(width: int, height: int) -> ImageInput:
     out = io.BytesIO()
-    Image.new("RGB", (width, height), "white").save(out, format="PNG")
-    url = "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
-    return ImageInput(url, width, height, ocr_text="Error 42 on the screen")
+    PILImage.new("RGB", (width, height), "white").save(out, format="PNG")
+    return ImageInput(Image(out.getvalue(), "image/png", width, height), "Error 42 on the screen")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,8 @@ def counter():
 
 def check(packed, budget: Budget, model: str = "ministral-8b-2512") -> None:
     assert packed.prompt_tokens <= budget.prompt
-    assert packed.prompt_tokens == count_prompt_tokens(packed.messages, model=model)
+    wire = wire_messages(packed.messages, dialect="mistral-common")
+    assert packed.prompt_tokens == count_prompt_tokens(wire, model=model)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -125,10 +127,9 @@ def test_random_requests_count_exactly_and_fit(counter, seed):
     assert [s.number for s in packed.sources] == list(range(1, len(packed.sources) + 1))
     if not vision:
         assert not packed.images
-        flat = str(packed.messages[-1]["content"])
-        assert "image_url" not in flat
-        if question_images:
-            assert "Error 42 on the screen" in flat  # text-only models get the OCR text
+        assert not packed.messages[-1].images
+        if question_images:  # text-only models get the OCR text
+            assert "Error 42 on the screen" in packed.messages[-1].plain_text()
 
 
 def test_sources_are_delimited_numbered_and_marked_as_data(counter):
@@ -150,7 +151,9 @@ def test_sources_are_delimited_numbered_and_marked_as_data(counter):
         budget=Budget(256_000, 2048),
         counter=counter,
     )
-    text = packed.messages[-1]["content"][0]["text"]
+    first = packed.messages[-1].parts[0]
+    assert isinstance(first, Text)
+    text = first.text
     assert text.startswith('<source id="1" document="evil&quot;.pdf" page="3">')
     assert text.count("</source>") == 1 and text.endswith("</source>")
 
@@ -202,7 +205,7 @@ def test_long_history_keeps_the_newest_turns(counter):
         counter=counter,
     )
     check(packed, budget)
-    kept = [m["content"] for m in packed.messages[1:-1]]
+    kept = [m.plain_text() for m in packed.messages[1:-1]]
     assert kept and kept[-1].startswith("answer 39") and kept[0].startswith("question")
     assert not any(k.startswith("question 0 ") for k in kept)
 

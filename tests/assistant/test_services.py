@@ -8,8 +8,8 @@ import pytest
 
 from assistant.models import Conversation, Message
 from assistant.services import ChatInputError, answer_stream, chat_tools, screenshot_prepare
+from standin import Reply
 from tests import factories
-from tests.llm_server import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

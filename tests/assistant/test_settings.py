@@ -14,6 +14,7 @@ from tests.conftest import REPO
 def settings_variables() -> set[str]:
     source = (REPO / "assistant/settings.py").read_text()
     names = set(re.findall(r'_get\(\s*"\w+",\s*"([A-Z_]+)"', source))
+    names |= set(re.findall(r'_url\(\s*"([A-Z_]+)"', source))
     names |= set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', source))
     names |= set(re.findall(r'env\.\w+\("([A-Z_]+)"', source))
     return names - {"DOCENT_ENV_FILE"}

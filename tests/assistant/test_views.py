@@ -10,7 +10,7 @@ import pytest
 
 from assistant.models import Message
 from ingest.services import kb_get_or_create, kb_update
-from tests.llm_server import Reply
+from standin import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

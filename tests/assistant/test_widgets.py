@@ -224,3 +224,19 @@ def test_widget_script_is_small_and_needs_no_framework():
     source = (REPO / "static/docent/widget.js").read_bytes()
     assert len(gzip.compress(source)) < 30 * 1024
     assert b"import " not in source and b"require(" not in source
+
+
+def test_a_reasoning_trace_never_reaches_a_widget_visitor(live_app, widget):
+    from standin import Reply
+
+    live_app.llm.script(Reply(text="Within 30 days [1].", reasoning="PRIVATE TRACE about policy"))
+    url = f"{live_app.url}/widget/api/{widget.public_id}"
+    with httpx.Client(timeout=30, headers={"Origin": SITE}) as client:
+        token = client.post(f"{url}/session", json={}).json()["token"]
+        body = client.post(
+            f"{url}/chat",
+            json={"question": "Returns?"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).text
+    assert "Within 30 days" in body
+    assert "PRIVATE TRACE" not in body and "event: reasoning" not in body

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ingest.services import kb_get_or_create
-from tests.llm_server import Reply
+from standin import Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -11,8 +11,8 @@ import pytest
 
 from assistant.models import Message, Widget
 from ingest.services import kb_get_or_create
+from standin import Reply
 from tests import factories
-from tests.llm_server import Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, uvicorn
+from tests.conftest import REPO, chroma_run, free_port, uvicorn
 
 pytestmark = pytest.mark.slow
 
@@ -103,31 +103,8 @@ def postgres():
 def chroma_server():
     root = Path(tempfile.mkdtemp(prefix="docent-chroma-"))
     port = free_port()
-    launcher = "import sys; from chromadb.cli.cli import app; sys.argv[0] = 'chroma'; app()"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            launcher,
-            "run",
-            "--path",
-            str(root),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = chroma_run(root, port)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
     yield url
     server.terminate()
     server.wait(30)

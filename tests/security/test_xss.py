@@ -40,7 +40,7 @@ from django.utils.html import escape
 from assistant.models import Conversation, Widget
 from ingest.models import Chunk, Document
 from ingest.services import document_create, kb_get_or_create, kb_update
-from tests.llm_server import Reply
+from standin import Reply
 
 from .support import ingest, sse_events
 

@@ -66,13 +66,15 @@ class Command(BaseCommand):
                 self.stderr.write(event.data["text"], ending="")
             elif event.kind == "sources":
                 sources = event.data["sources"]
+            elif event.kind == "status" and event.data.get("message"):
+                self.stderr.write(event.data["message"])
             elif event.kind == "error":
                 failed = True
                 self.stderr.write(f"\nError: {event.data['message']}")
             elif event.kind == "conversation":
                 conversation_id = event.data["id"]
             elif event.kind == "done":
-                failed = failed or event.data["status"] in {"error", "stopped"}
+                failed = failed or event.data["status"] in {"error", "stopped", "truncated"}
         out.write("\n")
         if sources:
             out.write("\nSources:")

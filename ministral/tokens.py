@@ -1,30 +1,28 @@
-"""Exact Ministral 3 prompt-token counting, mirroring mistral-common 1.13.1 (V13 instruct template).
+"""Exact Ministral 3 prompt-token counts, mirroring mistral-common 1.13.1 (V13 instruct template).
 
 All counts are in tokens; image sizes are in pixels. Text uses the Tekken BPE shipped with
 mistral-common (``data/tekken_240718.json``, the same BPE as Ministral 3). The request template is
 ``<s>`` + per message ``[SYSTEM_PROMPT]..[/SYSTEM_PROMPT]`` / ``[INST]..[/INST]`` / ``answer</s>``;
 consecutive user (or assistant) messages are merged and adjacent text parts are joined with
 ``"\\n\\n"``; each image is ``rows * (cols + 1)`` tokens; reasoning is ``[THINK]..[/THINK]``.
-Not supported (ValueError): tools / tool messages, http(s) image URLs, ``{"type": "image"}`` parts.
+Requests are the neutral :class:`~ministral.prompt.ChatMessage` shape; `assistant.llm` writes
+them on the wire in a form mistral-common encodes to exactly these counts.
 Like mistral-common, BPE counts are not additive across concatenation: use :class:`ContentBuilder`
 (or :meth:`TokenCounter.join_cost`) to pack incrementally.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-CONTEXT_WINDOW = 256_000  # tokens, Mistral API ministral-*-2512
+from .limits import IMAGE_CELL_PX, MAX_IMAGE_SIDE_PX
+from .prompt import ChatMessage, Image, Part, Text, Thinking
+
 _LEFT_WINDOW = 65_536  # characters of a growing text run looked at when joining a new part
-MAX_IMAGE_SIZE = 1540  # pixels, longest side after downscaling
-IMAGE_TOKEN_PX = 28  # pixels per image token side (patch 14 x spatial merge 2)
 BOS_TOKENS = 1  # <s>, once per request
 THINK_TOKENS = 2  # [THINK] + [/THINK] around a closed reasoning chunk
 PART_SEPARATOR = "\n\n"  # how mistral-common joins adjacent text parts / merged messages
@@ -39,43 +37,19 @@ _BOUNDARY_REVERSED = re.compile(r"(?<=[ \n])(?=[^\W\d_])|(?<=[^\W\d_])(?=\n)")  
 
 def overhead(role: str) -> int:
     """Template tokens one message adds besides its content (system 2, user 2, assistant 1)."""
-    return _ROLE_OVERHEAD["system" if role == "developer" else role]
+    return _ROLE_OVERHEAD[role]
 
 
-def image_tokens(width: int, height: int, *, max_size: int = MAX_IMAGE_SIZE) -> int:
+def image_tokens(width: int, height: int, *, max_size: int = MAX_IMAGE_SIDE_PX) -> int:
     """Tokens for a ``width`` x ``height`` pixel image, exactly as mistral-common's ImageEncoder."""
     w: float = width
     h: float = height
     ratio = max(h / max_size, w / max_size)
     if ratio > 1:  # downscale only; same float ops and banker's rounding as mistral-common
         w, h = max(round(w / ratio), 1), max(round(h / ratio), 1)
-    cols = (int(w) - 1) // IMAGE_TOKEN_PX + 1
-    rows = (int(h) - 1) // IMAGE_TOKEN_PX + 1
+    cols = (int(w) - 1) // IMAGE_CELL_PX + 1
+    rows = (int(h) - 1) // IMAGE_CELL_PX + 1
     return rows * (cols + 1)
-
-
-def image_size(url: str) -> tuple[int, int]:
-    """(width, height) in pixels of a ``data:<mime>;base64,`` or ``file://`` image URL.
-
-    Only the header is decoded (progressively larger base64 prefixes); no pixel processing.
-    """
-    from PIL import Image
-
-    if url.startswith("file://"):
-        with Image.open(url.removeprefix("file://")) as im:
-            return im.size
-    header, sep, payload = url.partition(",")
-    if not (url.startswith("data:") and sep and header.endswith(";base64") and payload):
-        raise ValueError(f"unsupported image URL (need a base64 data URL): {url[:64]!r}")
-    for n in (4096, 65536, len(payload)):
-        chunk = payload[: n - n % 4] if n < len(payload) else payload
-        try:
-            with Image.open(io.BytesIO(base64.b64decode(chunk))) as im:
-                return im.size
-        except (OSError, SyntaxError, ValueError, binascii.Error) as exc:
-            if n >= len(payload):
-                raise ValueError(f"not a decodable image: {url[:64]!r}") from exc
-    raise AssertionError("unreachable")
 
 
 def _tail_start(s: str) -> int:
@@ -118,16 +92,12 @@ class TokenCounter:
         a, b = left[k:], right[:m]
         return self.text(a + sep + b) - self.text(a) - self.text(b)
 
-    def image(self, part: dict[str, Any]) -> int:
-        """Tokens of one OpenAI ``image_url`` part (``{"url": ...}`` or a plain URL string)."""
-        ref = part.get("image_url")
-        url = ref.get("url") if isinstance(ref, dict) else ref
-        if not isinstance(url, str):
-            raise ValueError(f"image_url part without a URL: {part!r:.80}")
-        return image_tokens(*image_size(url))
+    def image(self, image: Image) -> int:
+        """Tokens of one image (from its size in pixels; no pixel is decoded)."""
+        return image_tokens(image.width, image.height)
 
-    def messages(self, messages: Sequence[dict[str, Any]]) -> int:
-        """Prompt tokens of an OpenAI chat request, equal to mistral-common's V13 encoding.
+    def messages(self, messages: Sequence[ChatMessage]) -> int:
+        """Prompt tokens of a chat request, equal to mistral-common's V13 encoding.
 
         Message order is not validated (mistral-common rejects e.g. a final assistant message).
         """
@@ -142,7 +112,7 @@ class TokenCounter:
                 continue
             group = [content]
             i += 1
-            while i < len(messages) and self._role(messages[i]) == role:
+            while i < len(messages) and messages[i].role == role:
                 group.append(self._convert(messages[i])[1])
                 i += 1
             merged = _aggregate(group)
@@ -161,43 +131,34 @@ class TokenCounter:
             return self.text(content)
         return sum(self.text(c) if isinstance(c, str) else c(self) for c in content)
 
-    @staticmethod
-    def _role(message: dict[str, Any]) -> str:
-        role = message.get("role")
-        return "system" if role == "developer" else str(role)
-
-    def _convert(self, message: dict[str, Any]) -> tuple[str, Any]:
+    def _convert(self, message: ChatMessage) -> tuple[str, Any]:
         """(role, content as str / list of str | counting callables) like ``from_openai``."""
-        role = self._role(message)
-        if role not in _ROLE_OVERHEAD or message.get("tool_calls"):
-            raise ValueError(f"unsupported message (tools are not supported): role={role!r}")
-        content = message.get("content")
-        if isinstance(content, list):
-            content = [self._chunk(part, role) for part in content]
-        elif content is None and role != "assistant":
-            raise ValueError(f"{role} message without content")
-        elif content is not None and not isinstance(content, str):
-            raise ValueError(f"unsupported content type {type(content).__name__}")
-        if role == "assistant":
-            r1, r2 = message.get("reasoning_content"), message.get("reasoning")
-            if r1 is not None and r2 is not None and r1 != r2:
-                raise ValueError("`reasoning_content` and `reasoning` should be equal")
-            thinking = r1 if r1 is not None else r2
-            if thinking is not None:  # mistral-common prepends a closed ThinkChunk
-                think = _think_cost(str(thinking), True)
-                content = [think] + (content if isinstance(content, list) else [content or ""])
+        role = message.role
+        if role not in _ROLE_OVERHEAD:
+            raise ValueError(f"unsupported message role {role!r}")
+        parts = message.parts
+        content: Any
+        if len(parts) == 1 and isinstance(parts[0], Text):
+            content = parts[0].text  # sent as a plain string
+        else:
+            content = [self._chunk(part, role) for part in parts]
+        if role == "assistant" and message.reasoning:
+            # mistral-common turns reasoning_content into a closed ThinkChunk before the answer
+            think = _think_cost(message.reasoning, True)
+            content = [think] + (content if isinstance(content, list) else [content])
+        elif message.reasoning:
+            raise ValueError(f"a {role} message cannot carry reasoning")
         return role, content
 
-    def _chunk(self, part: dict[str, Any], role: str) -> Any:
-        kind = part.get("type")
-        if kind == "text":
-            return str(part["text"])
-        if kind == "image_url" and role == "user":
+    def _chunk(self, part: Part, role: str) -> Any:
+        if isinstance(part, Text):
+            return part.text
+        if isinstance(part, Image) and role == "user":
             n = self.image(part)
             return lambda _c: n
-        if kind == "thinking" and role in ("system", "assistant"):
-            return _think_cost(str(part["thinking"]), bool(part.get("closed", True)))
-        raise ValueError(f"unsupported content part {kind!r} in a {role} message")
+        if isinstance(part, Thinking) and role in ("system", "assistant"):
+            return _think_cost(part.text, True)
+        raise ValueError(f"unsupported {type(part).__name__} part in a {role} message")
 
 
 def _think_cost(thinking: str, closed: bool) -> Callable[[TokenCounter], int]:
@@ -243,8 +204,8 @@ def get_counter() -> TokenCounter:
         return _counter
 
 
-def count_messages(messages: Sequence[dict[str, Any]]) -> int:
-    """Exact prompt tokens of an OpenAI-style chat request (see :meth:`TokenCounter.messages`)."""
+def count_messages(messages: Sequence[ChatMessage]) -> int:
+    """Exact prompt tokens of a chat request (see :meth:`TokenCounter.messages`)."""
     return get_counter().messages(messages)
 
 
@@ -257,25 +218,25 @@ class ContentBuilder:
     against its budget before each ``add`` and never overshoot. ``base`` (history incl. BOS) and
     ``tokens`` (this message incl. [INST]/[/INST]) are token counts; images cost image_tokens().
 
-        b = ContentBuilder(history=[system], tail=[{"type": "text", "text": question}])
+        b = ContentBuilder(history=[system], tail=[Text(question)])
         for part in candidate_parts:
-            if b.total + b.cost(part) <= CONTEXT_WINDOW - max_tokens:
+            if b.total + b.cost(part) <= window - max_tokens:
                 b.add(part)
         request = [system, b.message()]
     """
 
     def __init__(
         self,
-        history: Sequence[dict[str, Any]] = (),
-        tail: Sequence[dict[str, Any]] = (),
+        history: Sequence[ChatMessage] = (),
+        tail: Sequence[Part] = (),
         counter: TokenCounter | None = None,
     ) -> None:
-        """Parts are OpenAI content parts: ``{"type": "text"|"image_url", ...}``."""
+        """Parts are :class:`Text` or :class:`Image`."""
         self.counter = counter or get_counter()
-        if history and TokenCounter._role(history[-1]) == "user":
+        if history and history[-1].role == "user":
             raise ValueError("history must not end with a user message (it would be merged)")
         self.base = self.counter.messages(history) if history else BOS_TOKENS  # tokens
-        self.added: list[dict[str, Any]] = []
+        self.added: list[Part] = []
         self.tail = list(tail)
         self._head: list[list[str] | int] = []  # text runs (pieces joined by "\n\n"), images
         tail_runs = _aggregate([[self._run(p) for p in self.tail]])
@@ -288,15 +249,15 @@ class ContentBuilder:
         """Tokens of the whole request: history + this message."""
         return self.base + self.tokens
 
-    def message(self) -> dict[str, Any]:
-        """The OpenAI user message: added parts followed by the tail."""
-        return {"role": "user", "content": [*self.added, *self.tail]}
+    def message(self) -> ChatMessage:
+        """The user message: added parts followed by the tail."""
+        return ChatMessage("user", (*self.added, *self.tail))
 
-    def cost(self, part: dict[str, Any]) -> int:
+    def cost(self, part: Part) -> int:
         """Exact tokens that ``add(part)`` would add (may be 0 for an empty text)."""
         return self._cost(self._run(part))
 
-    def add(self, part: dict[str, Any], cost: int | None = None) -> int:
+    def add(self, part: Part, cost: int | None = None) -> int:
         """Append ``part`` before the tail; returns the tokens it added.
 
         ``cost`` may pass in what :meth:`cost` just returned for this part, to skip counting
@@ -346,9 +307,9 @@ class ContentBuilder:
             return c.join_cost(run, sep, right) + c.text(run)
         return c.text(run)
 
-    def _run(self, part: dict[str, Any]) -> str | int:
-        if part.get("type") == "text":
-            return str(part["text"])
-        if part.get("type") == "image_url":
+    def _run(self, part: Part) -> str | int:
+        if isinstance(part, Text):
+            return part.text
+        if isinstance(part, Image):
             return self.counter.image(part)
-        raise ValueError(f"unsupported content part {part.get('type')!r}")
+        raise ValueError(f"unsupported {type(part).__name__} part in a user message")

@@ -1,32 +1,34 @@
-"""ingest.pipeline.tokens must count exactly what mistral-common counts (configured like the server).
+"""ministral.tokens must count exactly what mistral-common counts (configured like the server).
 
-Run without Django: python -m pytest tests/assistant/test_tokens.py -q -p no:django
+Requests are built in Docent's neutral shape, written on the wire by assistant.llm.wire
+(the mistral-common dialect) and counted by mistral-common itself: the two must agree.
+Run without Django: python -m pytest tests/ministral/test_tokens.py -q -p no:django
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import random
 import time
 from functools import cache
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image as PILImage
 
-from ingest.pipeline.tokens import (
+from assistant.llm.wire import wire_messages
+from ministral.prompt import ChatMessage, Image, Part, Text, Thinking
+from ministral.tokens import (
     BOS_TOKENS,
-    CONTEXT_WINDOW,
     ContentBuilder,
     count_messages,
     get_counter,
-    image_size,
     image_tokens,
     overhead,
 )
-from tests.llm_server import count_prompt_tokens, mistral_tokenizer
+from standin import count_prompt_tokens, mistral_tokenizer
+
+CONTEXT_WINDOW = 262_144
 
 # ------------------------------------------------------------------------------------------
 # helpers
@@ -34,22 +36,20 @@ from tests.llm_server import count_prompt_tokens, mistral_tokenizer
 
 
 @cache
-def data_url(width: int, height: int, fmt: str = "PNG") -> str:
-    """A solid-colour image as a base64 data URL (cheap to encode, any size)."""
+def image(width: int, height: int, fmt: str = "PNG") -> Image:
+    """A solid-colour image (cheap to encode, any size)."""
     buf = io.BytesIO()
     mode = "RGBA" if fmt == "PNG" and (width + height) % 3 == 0 else "RGB"
-    Image.new(mode, (width, height), (200, 30, 90)).save(buf, fmt)
-    mime = "jpeg" if fmt == "JPEG" else fmt.lower()
-    return f"data:image/{mime};base64," + base64.b64encode(buf.getvalue()).decode()
+    PILImage.new(mode, (width, height), (200, 30, 90)).save(buf, fmt)
+    return Image(buf.getvalue(), f"image/{'jpeg' if fmt == 'JPEG' else fmt.lower()}", width, height)
 
 
-def image_part(width: int, height: int, *, fmt: str = "PNG", plain: bool = False) -> dict[str, Any]:
-    url = data_url(width, height, fmt)
-    return {"type": "image_url", "image_url": url if plain else {"url": url}}
+def msg(role: str, *parts: Part | str, reasoning: str = "") -> ChatMessage:
+    return ChatMessage(role, tuple(Text(p) if isinstance(p, str) else p for p in parts), reasoning)  # type: ignore[arg-type]
 
 
-def reference(messages: list[dict[str, Any]]) -> int:
-    return count_prompt_tokens(messages)
+def reference(messages: list[ChatMessage]) -> int:
+    return count_prompt_tokens(wire_messages(messages, dialect="mistral-common"))
 
 
 WORDS = [
@@ -131,62 +131,47 @@ IMAGE_SIZES = [
 ]
 
 
-def random_user_content(rng: random.Random, images_left: list[int]) -> Any:
+def random_user(rng: random.Random, images_left: list[int]) -> ChatMessage:
     if rng.random() < 0.4:
-        return random_text(rng)
-    parts: list[dict[str, Any]] = []
+        return msg("user", random_text(rng))
+    parts: list[Part | str] = []
     for _ in range(rng.randint(0, 5)):
         if images_left[0] > 0 and rng.random() < 0.35:
             images_left[0] -= 1
             w, h = rng.choice(IMAGE_SIZES)
-            parts.append(
-                image_part(w, h, fmt=rng.choice(["PNG", "PNG", "JPEG"]), plain=rng.random() < 0.3)
-            )
+            parts.append(image(w, h, rng.choice(["PNG", "PNG", "JPEG"])))
         else:
-            parts.append({"type": "text", "text": random_text(rng)})
-    return parts
+            parts.append(random_text(rng))
+    return msg("user", *parts)
 
 
-def random_assistant(rng: random.Random, reasoning: bool) -> dict[str, Any]:
-    msg: dict[str, Any] = {"role": "assistant", "content": random_text(rng) or "ok"}
+def random_assistant(rng: random.Random, reasoning: bool) -> ChatMessage:
+    answer = random_text(rng) or "ok"
     if reasoning and rng.random() < 0.6:
-        field = rng.choice(["reasoning", "reasoning_content", "both", "chunks"])
-        trace = random_text(rng)
-        if field == "both":
-            msg["reasoning"] = msg["reasoning_content"] = trace
-        elif field == "chunks":
-            msg["content"] = [
-                {"type": "thinking", "thinking": trace, "closed": rng.random() < 0.8},
-                {"type": "text", "text": msg["content"]},
-            ]
-        else:
-            msg[field] = trace
-    return msg
+        return msg("assistant", answer, reasoning=random_text(rng) or "hmm")
+    return msg("assistant", answer)
 
 
-def random_request(rng: random.Random) -> list[dict[str, Any]]:
-    """A valid (for mistral-common's serving validator) OpenAI chat request."""
+def random_request(rng: random.Random) -> list[ChatMessage]:
+    """A valid (for mistral-common's serving validator) chat request."""
     images_left = [rng.randint(0, 8)]
     reasoning = rng.random() < 0.4
-    msgs: list[dict[str, Any]] = []
+    msgs: list[ChatMessage] = []
     for _ in range(rng.choice([0, 1, 1, 1, 2])):
         if rng.random() < 0.2:
-            content: Any = [
-                {"type": "text", "text": random_text(rng)},
-                {"type": "thinking", "thinking": random_text(rng), "closed": True},
-                {"type": "text", "text": random_text(rng)},
-            ]
+            msgs.append(
+                msg("system", random_text(rng), Thinking(random_text(rng)), random_text(rng))
+            )
         else:
-            content = random_text(rng)
-        msgs.append({"role": rng.choice(["system", "system", "developer"]), "content": content})
+            msgs.append(msg("system", random_text(rng)))
     for _turn in range(rng.randint(0, 3)):
         for _ in range(rng.choice([1, 1, 1, 2])):  # sometimes consecutive user messages
-            msgs.append({"role": "user", "content": random_user_content(rng, images_left)})
+            msgs.append(random_user(rng, images_left))
         if rng.random() < 0.15:  # a system message in the middle (allowed after user)
-            msgs.append({"role": "system", "content": random_text(rng)})
+            msgs.append(msg("system", random_text(rng)))
         for _ in range(rng.choice([1, 1, 1, 2])):  # sometimes consecutive assistant messages
             msgs.append(random_assistant(rng, reasoning))
-    msgs.append({"role": "user", "content": random_user_content(rng, images_left)})
+    msgs.append(random_user(rng, images_left))
     return msgs
 
 
@@ -221,21 +206,9 @@ def test_image_tokens_match_mistral_common_image_encoder() -> None:
         assert image_tokens(w, h) == rows * (cols + 1), (w, h)
 
 
-@pytest.mark.parametrize("size", [(1, 1), (640, 480), (2480, 3508)])
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF"])
-def test_image_size_reads_only_the_header(size: tuple[int, int], fmt: str) -> None:
-    assert image_size(data_url(*size, fmt=fmt)) == size
-
-
-def test_image_size_jpeg_with_large_exif_block() -> None:
-    """The size marker can sit after a big APP segment: progressive decoding must find it."""
-    buf = io.BytesIO()
-    exif = Image.Exif()
-    exif[0x010E] = "x" * 60000  # ImageDescription, pushes SOF0 beyond the first 4 KB
-    Image.new("RGB", (321, 123), "blue").save(buf, "JPEG", exif=exif)
-    url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-    assert image_size(url) == (321, 123)
-    msgs = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+def test_image_requests_match_mistral_common(fmt: str) -> None:
+    msgs = [msg("user", "Look:", image(321, 123, fmt), image(1600, 900, fmt))]
     assert count_messages(msgs) == reference(msgs)
 
 
@@ -246,10 +219,7 @@ def test_image_size_jpeg_with_large_exif_block() -> None:
 
 def test_simple_request_overhead() -> None:
     counter = get_counter()
-    msgs = [
-        {"role": "system", "content": "Be nice."},
-        {"role": "user", "content": "What is 2+2?"},
-    ]
+    msgs = [msg("system", "Be nice."), msg("user", "What is 2+2?")]
     expected = (
         BOS_TOKENS
         + overhead("system")
@@ -261,91 +231,51 @@ def test_simple_request_overhead() -> None:
     assert counter.text("What is 2+2?") == 7
 
 
-EDGE_CASES: list[list[dict[str, Any]]] = [
-    [{"role": "user", "content": ""}],
-    [{"role": "user", "content": []}],
-    [{"role": "system", "content": ""}, {"role": "user", "content": "hi"}],
-    [{"role": "system", "content": "only a system prompt"}],
+EDGE_CASES: list[list[ChatMessage]] = [
+    [msg("user", "")],
+    [msg("user")],
+    [msg("system", ""), msg("user", "hi")],
+    [msg("system", "only a system prompt")],
+    [msg("system", "a"), msg("system", "b"), msg("user", "c")],
+    [msg("assistant", "I start"), msg("user", "ok")],
+    [msg("user", "q"), msg("assistant", "answer with trailing spaces   "), msg("user", "next")],
+    [msg("user", "q"), msg("assistant", "   "), msg("user", "next")],
     [
-        {"role": "system", "content": "a"},
-        {"role": "system", "content": "b"},
-        {"role": "user", "content": "c"},
+        msg("user", "q"),
+        msg("assistant", "a  ", reasoning="r"),
+        msg("assistant", "b  "),
+        msg("user", "next"),
     ],
-    [{"role": "developer", "content": "dev"}, {"role": "user", "content": "x"}],
-    [{"role": "assistant", "content": "I start"}, {"role": "user", "content": "ok"}],
+    [msg("user", "q"), msg("assistant", "", reasoning="only reasoning"), msg("user", "next")],
     [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "answer with trailing spaces   "},
-        {"role": "user", "content": "next"},
+        msg("user", "first"),
+        msg("user", "second", image(100, 60)),
+        msg("user", image(30, 900), "third"),
+        msg("user", "fourth"),
     ],
+    [msg("user", "Look:", "", "here.", image(640, 480))],
     [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "   "},
-        {"role": "user", "content": "next"},
+        msg("system", "# HOW YOU SHOULD THINK\n", Thinking("Plan the answer."), "\nThen answer."),
+        msg("user", "go"),
     ],
-    [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "a  ", "reasoning": "r"},
-        {"role": "assistant", "content": "b  "},
-        {"role": "user", "content": "next"},
-    ],
-    [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": None, "reasoning_content": "only reasoning"},
-        {"role": "user", "content": "next"},
-    ],
-    [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "", "reasoning": ""},
-        {"role": "user", "content": "next"},
-    ],
-    [
-        {"role": "user", "content": "first"},
-        {"role": "user", "content": [{"type": "text", "text": "second"}, image_part(100, 60)]},
-        {"role": "user", "content": [image_part(30, 900), {"type": "text", "text": "third"}]},
-        {"role": "user", "content": "fourth"},
-    ],
-    [
-        {
-            "role": "user",
-            "content": [
-                {"type": "text", "text": "Look:"},
-                {"type": "text", "text": ""},
-                {"type": "text", "text": "here."},
-                image_part(640, 480, plain=True),
-            ],
-        }
-    ],
-    [
-        {
-            "role": "system",
-            "content": [
-                {"type": "text", "text": "# HOW YOU SHOULD THINK\n"},
-                {"type": "thinking", "thinking": "Plan the answer.", "closed": True},
-                {"type": "text", "text": "\nThen answer."},
-            ],
-        },
-        {"role": "user", "content": "go"},
-    ],
-    [
-        {"role": "user", "content": "q"},
-        {
-            "role": "assistant",
-            "content": [{"type": "thinking", "thinking": "open trace", "closed": False}],
-        },
-        {"role": "user", "content": "next"},
-    ],
-    [
-        {"role": "user", "content": "a."},
-        {"role": "system", "content": "mid-conversation system prompt"},
-        {"role": "user", "content": "b"},
-    ],
+    [msg("user", "q"), msg("assistant", Thinking("a trace in the content")), msg("user", "next")],
+    [msg("user", "a."), msg("system", "mid-conversation system prompt"), msg("user", "b")],
 ]
 
 
 @pytest.mark.parametrize("messages", EDGE_CASES, ids=range(len(EDGE_CASES)))
-def test_edge_cases_match_mistral_common(messages: list[dict[str, Any]]) -> None:
+def test_edge_cases_match_mistral_common(messages: list[ChatMessage]) -> None:
     assert count_messages(messages) == reference(messages)
+
+
+def test_reasoning_system_prompt_matches_mistral_common() -> None:
+    from ministral.reasoning import reasoning_system_parts
+
+    msgs = [
+        ChatMessage("system", (*reasoning_system_parts(), Text("Docent's rules."))),
+        msg("user", "q"),
+    ]
+    assert count_messages(msgs) == reference(msgs)
 
 
 def test_random_requests_match_mistral_common() -> None:
@@ -353,14 +283,8 @@ def test_random_requests_match_mistral_common() -> None:
     n_images = n_reasoning = 0
     for i in range(250):
         msgs = random_request(rng)
-        n_images += sum(
-            1
-            for m in msgs
-            if isinstance(m["content"], list)
-            for p in m["content"]
-            if p["type"] == "image_url"
-        )
-        n_reasoning += sum(1 for m in msgs if "reasoning" in m or "reasoning_content" in m)
+        n_images += sum(len(m.images) for m in msgs)
+        n_reasoning += sum(1 for m in msgs if m.reasoning)
         assert count_messages(msgs) == reference(msgs), f"request #{i}: {msgs!r:.2000}"
     assert n_images > 100 and n_reasoning > 20  # the generator really covers these
 
@@ -378,21 +302,11 @@ def test_unsupported_inputs_raise() -> None:
     with pytest.raises(ValueError):
         count_messages([])
     with pytest.raises(ValueError):
-        count_messages([{"role": "tool", "content": "x", "tool_call_id": "abc123def"}])
+        count_messages([msg("system", image(10, 10))])
     with pytest.raises(ValueError):
-        count_messages(
-            [{"role": "user", "content": [{"type": "image_url", "image_url": "https://x/y.png"}]}]
-        )
+        count_messages([msg("user", Thinking("users do not think here"))])
     with pytest.raises(ValueError):
-        count_messages([{"role": "system", "content": [image_part(10, 10)]}])
-    with pytest.raises(ValueError):
-        count_messages(
-            [
-                {"role": "user", "content": "q"},
-                {"role": "assistant", "content": ""},
-                {"role": "user", "content": "q"},
-            ]
-        )
+        count_messages([msg("user", "q"), msg("assistant", ""), msg("user", "q")])
 
 
 # ------------------------------------------------------------------------------------------
@@ -435,7 +349,7 @@ ALPHABET = (
 
 def test_boundary_positions_split_exactly() -> None:
     """The safe split points used by join_cost really are BPE pre-token boundaries."""
-    from ingest.pipeline.tokens import _BOUNDARY
+    from ministral.tokens import _BOUNDARY
 
     counter = get_counter()
     rng = random.Random(1234)
@@ -465,29 +379,27 @@ def test_join_cost_without_split_points() -> None:
 @pytest.mark.parametrize("seed", range(12))
 def test_content_builder_tracks_exact_total(seed: int) -> None:
     rng = random.Random(seed)
-    history: list[dict[str, Any]] = []
+    history: list[ChatMessage] = []
     if rng.random() < 0.8:
-        history.append({"role": "system", "content": random_text(rng)})
+        history.append(msg("system", random_text(rng)))
     if rng.random() < 0.4:
-        history += [
-            {"role": "user", "content": random_text(rng) or "earlier"},
-            random_assistant(rng, reasoning=True),
-        ]
-    tail: list[dict[str, Any]] = []
+        history += [msg("user", random_text(rng) or "earlier"), random_assistant(rng, True)]
+    tail: list[Part] = []
     for _ in range(rng.randint(0, 3)):
         if rng.random() < 0.2:
-            tail.append(image_part(*rng.choice(IMAGE_SIZES[:6])))
+            tail.append(image(*rng.choice(IMAGE_SIZES[:6])))
         else:
-            tail.append({"type": "text", "text": "Question: " + random_text(rng)})
+            tail.append(Text("Question: " + random_text(rng)))
     builder = ContentBuilder(history=history, tail=tail)
     assert builder.total == reference([*history, builder.message()])
     images = 0
     for n in range(1, rng.randint(2, 14)):
+        part: Part
         if images + len(tail) < 6 and rng.random() < 0.15:
-            part = image_part(*rng.choice(IMAGE_SIZES[:6]))
+            part = image(*rng.choice(IMAGE_SIZES[:6]))
             images += 1
         else:
-            part = {"type": "text", "text": rng.choice(["", source_block(rng, n)])}
+            part = Text(rng.choice(["", source_block(rng, n)]))
         before = builder.total
         predicted = builder.cost(part)
         assert builder.add(part) == predicted
@@ -498,13 +410,12 @@ def test_content_builder_tracks_exact_total(seed: int) -> None:
 
 def test_greedy_packer_never_exceeds_budget() -> None:
     rng = random.Random(99)
-    history = [{"role": "system", "content": "Answer only from the numbered sources."}]
-    question = {"type": "text", "text": "Question: how do I prime the pump?"}
-    builder = ContentBuilder(history=history, tail=[question])
+    history = [msg("system", "Answer only from the numbered sources.")]
+    builder = ContentBuilder(history=history, tail=[Text("Question: how do I prime the pump?")])
     budget = 3000
     skipped = 0
     for n in range(1, 200):
-        part = {"type": "text", "text": source_block(rng, n)}
+        part = Text(source_block(rng, n))
         if builder.total + builder.cost(part) <= budget:
             builder.add(part)
         else:
@@ -519,7 +430,7 @@ def test_greedy_packer_never_exceeds_budget() -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def big_request(target_tokens: int = 250_000) -> list[dict[str, Any]]:
+def big_request(target_tokens: int = 250_000) -> list[ChatMessage]:
     """A RAG request of ~target_tokens: manual-like prose with some unicode and code."""
     rng = random.Random(5)
     counter = get_counter()
@@ -538,8 +449,8 @@ def big_request(target_tokens: int = 250_000) -> list[dict[str, Any]]:
         blocks.append(block)
         tokens += counter.text(block)
     return [
-        {"role": "system", "content": "You answer strictly from the sources. " * 20},
-        {"role": "user", "content": "Sources:\n\n" + "\n\n".join(blocks) + "\n\nQuestion: why?"},
+        msg("system", "You answer strictly from the sources. " * 20),
+        msg("user", "Sources:\n\n" + "\n\n".join(blocks) + "\n\nQuestion: why?"),
     ]
 
 
@@ -552,7 +463,7 @@ def test_256k_request_is_exact_and_fast() -> None:
         t0 = time.perf_counter()
         n = count_messages(msgs)
         timings.append(time.perf_counter() - t0)
-    chars = sum(len(m["content"]) for m in msgs)
+    chars = sum(len(m.plain_text()) for m in msgs)
     print(
         f"\ncount_messages: {n} tokens, {chars} chars: "
         f"best {min(timings) * 1000:.1f} ms, median {sorted(timings)[2] * 1000:.1f} ms"

@@ -1,0 +1,81 @@
+"""Images a question carries: pasted screenshots and the image sources retrieval finds."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from ingest.models import Asset
+from ministral.prompt import Image
+
+from .packing import ImageInput
+
+logger = logging.getLogger("docent.chat")
+
+
+class ChatInputError(ValueError):
+    """The question or an attachment is unusable; the message says why."""
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    image: ImageInput
+    png: bytes  # what is stored with the conversation
+
+
+_ocr_lock = threading.Lock()
+
+
+def screenshot_prepare(*, data: bytes) -> Screenshot:
+    """Validate a pasted image and shrink it for the model (fast; OCR comes later)."""
+    from PIL import Image as PILImage
+
+    from ingest.pipeline.images import ImageTooLarge, normalise_for_model, open_image
+
+    if not data:
+        raise ChatInputError("The attached image is empty.")
+    if len(data) > settings.MAX_CHAT_IMAGE_BYTES:
+        raise ChatInputError(
+            f"The attached image is {len(data):,} bytes; the limit is "
+            f"{settings.MAX_CHAT_IMAGE_BYTES:,}."
+        )
+    try:
+        pil = open_image(data, max_pixels=settings.MAX_IMAGE_PIXELS)
+    except ImageTooLarge as exc:
+        raise ChatInputError(str(exc)) from exc
+    except (OSError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise ChatInputError(
+            "The attachment is not an image Docent can read (PNG, JPEG, WEBP, GIF)."
+        ) from exc
+    payload, mime, width, height = normalise_for_model(pil)
+    return Screenshot(ImageInput(Image(payload, mime, width, height), label="screenshot"), payload)
+
+
+def screenshot_read(*, shot: Screenshot) -> Screenshot:
+    """The same screenshot with the text OCR finds in it."""
+    from PIL import Image as PILImage
+
+    from ingest.pipeline.ocr import get_engine, ocr_image
+
+    if not settings.OCR_ENABLED:
+        return shot
+    with _ocr_lock:  # one OCR at a time per process: it is CPU-bound and not reentrant
+        text = ocr_image(PILImage.open(io.BytesIO(shot.png)), engine=get_engine()).text
+    return Screenshot(ImageInput(shot.image.image, text, shot.image.label), shot.png)
+
+
+def asset_image(asset: Asset) -> ImageInput | None:
+    """An image source (a figure or screenshot in the knowledge base), ready for the model."""
+    try:
+        with default_storage.open(asset.file.name, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        logger.warning("Asset %s is missing its file", asset.pk)
+        return None
+    image = Image(data, asset.mime_type, asset.width, asset.height)
+    return ImageInput(image, ocr_text=asset.ocr_text, label="source image")
