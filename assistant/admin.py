@@ -12,7 +12,7 @@ from assistant.models import ApiKey, Conversation, Feedback, Message, Widget, Wi
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
-    fields = ["role", "content", "status", "prompt_tokens", "completion_tokens", "cost"]
+    fields = ("role", "content", "status", "prompt_tokens", "completion_tokens", "cost")
     readonly_fields = fields
     can_delete = False
 

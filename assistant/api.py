@@ -6,30 +6,24 @@ and scoped to knowledge bases) or a signed-in browser session (with its CSRF tok
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from uuid import UUID
 
-from django.http import StreamingHttpResponse
 from ninja import NinjaAPI, Router, Schema
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
 
-from ingest.api import MAX_OFFSET, caller, kb_for
+from ingest.api import MAX_OFFSET, kb_for
 from ingest.api import router as documents_router
 
+from .answers import answer_collect
+from .askers import Asker
+from .feedback import feedback_record
+from .http import decode_images, sse_response
 from .keys import api_key_authenticate
 from .models import Conversation, Message
-from .selectors import conversations_owned
-from .services import (
-    ChatInputError,
-    answer_stream,
-    chat_tools,
-    feedback_record,
-    screenshot_prepare,
-)
-from .streaming import iterate_in_thread, sse_events
+from .presenters import api_events, linked, page_link
+from .services import ChatInputError, answer_stream
 
 
 class ApiKeyAuth(HttpBearer):
@@ -122,10 +116,9 @@ class FeedbackOut(Schema):
     comment: str
 
 
-def owner_of(request) -> tuple[object | None, str]:
-    """(user, owner key) that conversations started through the API belong to."""
-    user, key = caller(request)
-    return (None, f"key:{key.pk}") if key is not None else (user, "")
+def _message_out(message: Message) -> dict:
+    fields = ("id", "role", "content", "status", "created_at")
+    return {name: getattr(message, "pk" if name == "id" else name) for name in fields}
 
 
 def _conversation_out(conversation: Conversation) -> dict:
@@ -138,14 +131,6 @@ def _conversation_out(conversation: Conversation) -> dict:
     }
 
 
-def _decode_image(value: str) -> bytes:
-    payload = value.partition(",")[2] if value.startswith("data:") else value
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise HttpError(422, "images must be base64 (or base64 data: URLs)") from exc
-
-
 @router.post(
     "/kbs/{slug}/chat",
     response={200: ChatOut, 429: RateLimitedOut},
@@ -156,78 +141,32 @@ def _decode_image(value: str) -> bytes:
 )
 def chat(request, slug: str, payload: ChatIn):
     kb = kb_for(request, slug)
-    user, owner_key = owner_of(request)
-    conversation = None
-    if payload.conversation is not None:
-        conversation = (
-            conversations_owned(kb=kb, user=user, owner_key=owner_key)
-            .filter(uid=payload.conversation)
-            .first()
-        )
-        if conversation is None:
-            raise HttpError(404, "No such conversation.")
-    if len(payload.images) > 8:
-        raise HttpError(422, "Attach at most 8 images.")
     try:
-        shots = [screenshot_prepare(data=_decode_image(image)) for image in payload.images]
         events = answer_stream(
             kb=kb,
+            asker=Asker.for_api(request),
             question=payload.question,
-            tools=chat_tools(kb),
-            conversation=conversation,
-            screenshots=shots,
-            owner_key=owner_key,
-            user=user,
+            images=decode_images(payload.images),
+            conversation_uid=str(payload.conversation) if payload.conversation else None,
         )
     except ChatInputError as exc:
-        raise HttpError(422, str(exc)) from exc
+        raise HttpError(exc.status, str(exc)) from exc
     if payload.stream:
-        response = StreamingHttpResponse(
-            iterate_in_thread(lambda: sse_events(events)), content_type="text/event-stream"
-        )
-        response["Cache-Control"] = "no-cache"
+        return sse_response(request, api_events(events))
+    answer = answer_collect(api_events(events))
+    if answer.error.get("code") == "rate_limited":
+        body = {"detail": answer.error["message"], **answer.ids()}
+        response = api.create_response(request, body, status=429)
+        response["Retry-After"] = str(max(1, round(answer.error.get("retry_after") or 30)))
         return response
-    conversation_id = None
-    message_id = None
-    error: dict = {}
-    for event in events:
-        if event.kind == "conversation":
-            conversation_id = event.data["id"]
-        elif event.kind == "error":
-            error = event.data
-        elif event.kind == "done":
-            message_id = event.data["message_id"]
-    reply = Message.objects.get(pk=message_id)
-    if error.get("code") == "rate_limited":
-        response = api.create_response(
-            request,
-            {"detail": error["message"], "conversation": conversation_id, "message_id": reply.pk},
-            status=429,
-        )
-        response["Retry-After"] = str(max(1, round(error.get("retry_after") or 30)))
-        return response
-    return {
-        "conversation": conversation_id,
-        "message_id": reply.pk,
-        "status": reply.status,
-        "answer": reply.content,
-        "reasoning": reply.reasoning,
-        "error": reply.error,
-        "retrieval_only": reply.retrieval_only,
-        "sources": reply.sources,
-        "prompt_tokens": reply.prompt_tokens,
-        "completion_tokens": reply.completion_tokens,
-        "cost": float(reply.cost) if reply.cost is not None else None,
-    }
+    return answer.as_json()
 
 
 @router.get(
     "/kbs/{slug}/conversations", response=list[ConversationOut], summary="Your conversations"
 )
 def conversation_list(request, slug: str, limit: int = 50, offset: int = 0):
-    kb = kb_for(request, slug)
-    user, owner_key = owner_of(request)
-    owned = conversations_owned(kb=kb, user=user, owner_key=owner_key).select_related("kb")
+    owned = Asker.for_api(request).conversations(kb=kb_for(request, slug)).select_related("kb")
     limit = max(1, min(limit, 500))
     offset = max(0, min(offset, MAX_OFFSET))
     return [_conversation_out(c) for c in owned[offset : offset + limit]]
@@ -243,14 +182,13 @@ def conversation_detail(request, uid: UUID):
     if conversation is None:
         raise HttpError(404, "Not Found")
     kb = kb_for(request, conversation.kb.slug)
-    user, owner_key = owner_of(request)
-    if (
-        not conversations_owned(kb=kb, user=user, owner_key=owner_key)
-        .filter(pk=conversation.pk)
-        .exists()
-    ):
+    if not Asker.for_api(request).conversations(kb=kb).filter(pk=conversation.pk).exists():
         raise HttpError(404, "Not Found")
-    return {**_conversation_out(conversation), "messages": list(conversation.messages.all())}
+    messages = [
+        {**_message_out(m), "sources": linked(m.sources, page_link)}
+        for m in conversation.messages.all()
+    ]
+    return {**_conversation_out(conversation), "messages": messages}
 
 
 @router.post("/messages/{message_id}/feedback", response=FeedbackOut, summary="Rate an answer")
@@ -259,23 +197,15 @@ def feedback(request, message_id: int, payload: FeedbackIn):
     if message is None:
         raise HttpError(404, "Not Found")
     kb = kb_for(request, message.conversation.kb.slug)
-    user, owner_key = owner_of(request)
-    if (
-        not conversations_owned(kb=kb, user=user, owner_key=owner_key)
-        .filter(pk=message.conversation_id)
-        .exists()
-    ):
+    asker = Asker.for_api(request)
+    if not asker.conversations(kb=kb).filter(pk=message.conversation_id).exists():
         raise HttpError(404, "Not Found")
     try:
         record = feedback_record(
-            message=message,
-            rating=payload.rating,
-            comment=payload.comment,
-            user=user,
-            owner_key=owner_key,
+            message=message, asker=asker, rating=payload.rating, comment=payload.comment
         )
     except ChatInputError as exc:
-        raise HttpError(422, str(exc)) from exc
+        raise HttpError(exc.status, str(exc)) from exc
     return {"message_id": message.pk, "rating": record.rating, "comment": record.comment}
 
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ingest.models import Document, KnowledgeBase
 from ingest.services import (
@@ -25,7 +26,8 @@ from ingest.services import (
     kb_get_or_create,
 )
 
-from .services import ChatTools, context_pack
+from .context import context_pack
+from .tools import ChatTools
 
 SUPPORTED_SUFFIXES = {
     ".pdf",
@@ -209,13 +211,13 @@ def _score(
     on_progress,
 ) -> dict:
     """Rank metrics, context recall per budget and retrieval latency over every query."""
-    from .retrieval import RetrievalConfig, retrieve
+    from .retrieval import Mode, RetrievalConfig, retrieve
 
     hits_at = {1: 0, 5: 0, 10: 0}
     mrr = ndcg = 0.0
     in_context = {b: 0 for b in budgets}
     latencies = []
-    config = RetrievalConfig(mode=mode)
+    config = RetrievalConfig(mode=cast(Mode, mode))
     items = list(dataset.qrels.items())
     for n, (query_id, relevant) in enumerate(items):
         on_progress("queries", n, len(items))
@@ -230,12 +232,12 @@ def _score(
             config=config,
         )
         latencies.append((time.perf_counter() - started) * 1000)
-        ranking = list(dict.fromkeys(doc_ids.get(h.chunk.document_id) for h in hits))
-        ranking = [r for r in ranking if r is not None]
+        found = dict.fromkeys(doc_ids.get(h.chunk.document_id) for h in hits)
+        ranking = [r for r in found if r is not None]
         first = next((i for i, doc in enumerate(ranking) if doc in relevant), None)
         if first is not None:
             for k in hits_at:
-                hits_at[k] += first < k
+                hits_at[k] += int(first < k)
             if first < 10:
                 mrr += 1 / (first + 1)
         dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranking[:10]))

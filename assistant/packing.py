@@ -103,7 +103,7 @@ def pack_context(
     chosen_images = _renumber(sorted(passage_images)[:room], images)
     while True:
         tail_images = images + [passage_images[i] for i in chosen_images] if vision else []
-        tail = [question_part, *(img.image for img in tail_images)]
+        tail: list[Part] = [question_part, *(img.image for img in tail_images)]
         builder = ContentBuilder(history=[system, *history_messages], tail=tail, counter=counter)
         if builder.total > budget.prompt:
             if history_messages:

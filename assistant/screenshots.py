@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,16 +18,29 @@ logger = logging.getLogger("docent.chat")
 
 
 class ChatInputError(ValueError):
-    """The question or an attachment is unusable; the message says why."""
+    """The question or an attachment is unusable; the message says why.
+
+    ``status`` is the HTTP status every surface answers with (the CLI exits non-zero).
+    """
+
+    status = 422
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class ConversationNotFound(ChatInputError):
+    """No conversation with that id belongs to this asker in this knowledge base."""
+
+    status = 404
 
 
 @dataclass(frozen=True)
 class Screenshot:
     image: ImageInput
     png: bytes  # what is stored with the conversation
-
-
-_ocr_lock = threading.Lock()
 
 
 def screenshot_prepare(*, data: bytes) -> Screenshot:
@@ -42,7 +54,8 @@ def screenshot_prepare(*, data: bytes) -> Screenshot:
     if len(data) > settings.MAX_CHAT_IMAGE_BYTES:
         raise ChatInputError(
             f"The attached image is {len(data):,} bytes; the limit is "
-            f"{settings.MAX_CHAT_IMAGE_BYTES:,}."
+            f"{settings.MAX_CHAT_IMAGE_BYTES:,}.",
+            status=413,
         )
     try:
         pil = open_image(data, max_pixels=settings.MAX_IMAGE_PIXELS)
@@ -64,15 +77,14 @@ def screenshot_read(*, shot: Screenshot) -> Screenshot:
 
     if not settings.OCR_ENABLED:
         return shot
-    with _ocr_lock:  # one OCR at a time per process: it is CPU-bound and not reentrant
-        text = ocr_image(PILImage.open(io.BytesIO(shot.png)), engine=get_engine()).text
+    text = ocr_image(PILImage.open(io.BytesIO(shot.png)), engine=get_engine()).text
     return Screenshot(ImageInput(shot.image.image, text, shot.image.label), shot.png)
 
 
 def asset_image(asset: Asset) -> ImageInput | None:
     """An image source (a figure or screenshot in the knowledge base), ready for the model."""
     try:
-        with default_storage.open(asset.file.name, "rb") as handle:
+        with default_storage.open(str(asset.file.name), "rb") as handle:
             data = handle.read()
     except OSError:
         logger.warning("Asset %s is missing its file", asset.pk)

@@ -1,4 +1,4 @@
-"""Read-side queries for conversations: whose they are and what staff may review."""
+"""Read-side queries for conversations: what staff may review."""
 
 from __future__ import annotations
 
@@ -9,19 +9,12 @@ from ingest.models import KnowledgeBase
 from .models import Conversation, Message
 
 
-def conversations_owned(*, kb: KnowledgeBase, user, owner_key: str) -> QuerySet[Conversation]:
-    """A caller's own conversations: by account when signed in, else by session or key."""
-    owned = Conversation.objects.filter(kb=kb)
-    if user is not None and user.is_authenticated:
-        return owned.filter(Q(user=user) | Q(owner_key=owner_key) if owner_key else Q(user=user))
-    if not owner_key:
-        return owned.none()
-    return owned.filter(owner_key=owner_key, user__isnull=True)
+def conversations_with_feedback(*, kb: KnowledgeBase, only: str = "") -> QuerySet[Conversation]:
+    """Every conversation of a knowledge base with its answer and feedback counts (staff).
 
-
-def conversations_with_feedback(*, kb: KnowledgeBase) -> QuerySet[Conversation]:
-    """Every conversation of a knowledge base with its answer and feedback counts (staff)."""
-    return (
+    only: "negative" (some answer rated unhelpful), "any" (some rating), or "" (all).
+    """
+    conversations = (
         Conversation.objects.filter(kb=kb)
         .select_related("user")
         .annotate(
@@ -37,3 +30,8 @@ def conversations_with_feedback(*, kb: KnowledgeBase) -> QuerySet[Conversation]:
         )
         .order_by("-updated_at")
     )
+    if only == "negative":
+        return conversations.filter(unhelpful__gt=0)
+    if only == "any":
+        return conversations.filter(Q(helpful__gt=0) | Q(unhelpful__gt=0))
+    return conversations

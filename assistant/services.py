@@ -10,162 +10,105 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError
-from django.urls import reverse
 from django.utils import timezone
 
 from ingest.models import KnowledgeBase
 from ingest.store import StoreUnavailable
+from ministral.limits import MAX_IMAGES
 from ministral.registry import ModelInfo
 
+from .askers import Asker
+from .context import answer_tokens, context_pack
+from .events import ChatEvent
+from .followups import conversation_history, question_standalone
 from .llm import (
     Finished,
     LLMClient,
     LLMError,
     ReasoningDelta,
-    Sampling,
     StreamFailed,
     TextDelta,
     Usage,
     Waiting,
 )
 from .models import Conversation, Message
-from .packing import Budget, ImageInput, PackedRequest, PackingError, Turn, pack_context
-from .prompts import (
-    default_system_prompt,
-    retrieval_only_answer,
-    rewrite_messages,
-    system_parts,
-)
-from .retrieval import Passage, RetrievalConfig, passages_from_hits, retrieve
+from .packing import PackedRequest, PackedSource, PackingError, Turn
+from .prompts import retrieval_only_answer
 from .screenshots import (
     ChatInputError,
+    ConversationNotFound,
     Screenshot,
-    asset_image,
     screenshot_prepare,
     screenshot_read,
 )
 from .tools import ChatTools, chat_tools
 
 __all__ = [
+    "Asker",
     "ChatEvent",
     "ChatInputError",
     "ChatTools",
-    "Screenshot",
+    "ConversationNotFound",
     "answer_stream",
     "chat_tools",
-    "context_pack",
-    "conversation_history",
-    "feedback_record",
-    "question_standalone",
-    "screenshot_prepare",
 ]
 
 logger = logging.getLogger("docent.chat")
-RETRIEVAL_ONLY_CONTEXT = 256_000  # tokens: without a model, only the retrieval budget matters
-REWRITE_TOKENS = 200  # tokens an instruct model gets to rewrite a follow-up
-REWRITE_REASONING_TOKENS = 2048  # a reasoning model thinks first: room for that and the answer
-
-
-@dataclass(frozen=True)
-class ChatEvent:
-    kind: str  # conversation | status | sources | delta | reasoning | error | done
-    data: dict = field(default_factory=dict)
 
 
 # --- the question path ------------------------------------------------------------------------
 
 
-def conversation_history(*, conversation: Conversation) -> list[Turn]:
-    """Earlier question-and-answer pairs whose answer completed.
-
-    An answer that failed, was stopped or was cut off never goes back to the model as
-    if it were whole; its question goes with it, so turns still alternate.
-    """
-    turns: list[Turn] = []
-    question: Message | None = None
-    for m in conversation.messages.exclude(status=Message.Status.STREAMING):
-        if m.role == Message.Role.USER:
-            question = m
-            continue
-        if question is not None and m.status == Message.Status.COMPLETE and m.content:
-            text = question.content
-            if question.image_text:
-                text += f"\n\n[Screenshot text: {question.image_text}]"
-            turns += [Turn("user", text), Turn("assistant", m.content, m.reasoning)]
-        question = None
-    return turns
-
-
-def question_standalone(*, question: str, history: Sequence[Turn], llm: LLMClient | None) -> str:
-    """A follow-up rewritten to stand alone, so retrieval sees what "it" refers to.
-
-    Only the visible answer is ever used: a reasoning model's trace is dropped. With
-    LLM_REWRITE_MODEL set (an instruct model on the same server), that model rewrites.
-    """
-    if not history:
-        return question
-    last_user = next((t.content for t in reversed(history) if t.role == "user"), "")
-    fallback = f"{last_user}\n{question}"
-    if llm is None or not settings.REWRITE_FOLLOWUPS:
-        return fallback
-    model = llm.config.rewrite_model or llm.config.model
-    info = llm.model_info(model)
-    if info.reasoning:
-        sampling = Sampling(temperature=info.temperature, top_p=info.top_p)
-        max_tokens = REWRITE_REASONING_TOKENS
-    else:
-        sampling, max_tokens = Sampling(temperature=0), REWRITE_TOKENS
-    try:
-        _reasoning, rewritten, finish = llm.complete(
-            messages=rewrite_messages(history, question, reasoning=info.reasoning),
-            max_tokens=max_tokens,
-            sampling=sampling,
-            model=model,
-        )
-    except LLMError as exc:
-        logger.warning("Follow-up rewrite failed, using the raw conversation: %s", exc)
-        return fallback
-    if finish == "length" and info.reasoning:
-        return fallback  # cut off while still thinking, or mid-sentence
-    rewritten = " ".join(rewritten.split())[:500]
-    return rewritten or fallback
-
-
 def answer_stream(
     *,
     kb: KnowledgeBase,
+    asker: Asker,
     question: str,
-    tools: ChatTools,
-    conversation: Conversation | None = None,
-    screenshots: Sequence[Screenshot] = (),
-    owner_key: str = "",
-    user=None,
+    images: Sequence[bytes] = (),
+    conversation_uid: str | None = None,
+    tools: ChatTools | None = None,
 ) -> Iterator[ChatEvent]:
     """Answer one question as a stream of events; the answer is saved whatever happens.
 
-    Input problems raise ChatInputError here, before any event, so callers can refuse
-    the request cleanly; everything after that is reported as events.
+    `images` are the attached screenshots as uploaded (bytes). `conversation_uid`
+    continues one of the asker's own conversations in `kb`. Input problems raise
+    ChatInputError (with the HTTP status every surface answers) before any event;
+    everything after that is reported as events.
     """
     question = question.strip()
+    limit = asker.max_question_chars or settings.MAX_QUESTION_CHARS
     if not question:
         raise ChatInputError("Please type a question.")
-    if len(question) > settings.MAX_QUESTION_CHARS:
-        raise ChatInputError(
-            f"The question is longer than {settings.MAX_QUESTION_CHARS:,} characters."
-        )
-    if len(screenshots) > 8:
-        raise ChatInputError("Attach at most 8 screenshots.")
-    if conversation is not None and conversation.kb_id != kb.pk:
-        raise ChatInputError("That conversation belongs to another knowledge base.")
-    return _answer_events(kb, question, tools, conversation, screenshots, owner_key, user)
+    if len(question) > limit:
+        raise ChatInputError(f"Please keep questions under {limit:,} characters.")
+    if images and not asker.screenshots:
+        raise ChatInputError("Screenshots are not accepted here.")
+    if len(images) > MAX_IMAGES:
+        raise ChatInputError(f"Attach at most {MAX_IMAGES} screenshots.")
+    conversation = None
+    if conversation_uid:
+        conversation = _owned_conversation(asker, kb, conversation_uid)
+        if conversation is None:
+            raise ConversationNotFound("That conversation does not exist.")
+    screenshots = [screenshot_prepare(data=data) for data in images]
+    tools = tools or chat_tools(kb)
+    return _answer_events(kb, question, tools, conversation, screenshots, asker)
+
+
+def _owned_conversation(asker: Asker, kb: KnowledgeBase, uid: str) -> Conversation | None:
+    try:
+        parsed = uuid.UUID(str(uid))
+    except ValueError:
+        return None
+    return asker.conversations(kb=kb).filter(uid=parsed).first()
 
 
 def _answer_events(
@@ -174,15 +117,11 @@ def _answer_events(
     tools: ChatTools,
     conversation: Conversation | None,
     screenshots: Sequence[Screenshot],
-    owner_key: str,
-    user,
+    asker: Asker,
 ) -> Iterator[ChatEvent]:
     if conversation is None:
         conversation = Conversation.objects.create(
-            kb=kb,
-            owner_key=owner_key,
-            user=user if user and user.is_authenticated else None,
-            title=question[:200],
+            kb=kb, owner_key=asker.owner_key, user=asker.user, title=question[:200]
         )
     history = conversation_history(conversation=conversation)
     yield ChatEvent("conversation", {"id": str(conversation.uid), "kb": kb.slug})
@@ -241,12 +180,7 @@ def _answer_body(
 ) -> Iterator[ChatEvent]:
     if screenshots:
         yield ChatEvent("status", {"stage": "reading screenshots"})
-        screenshots = [screenshot_read(shot=shot) for shot in screenshots]
-        user_message.image_text = "\n\n".join(
-            s.image.ocr_text for s in screenshots if s.image.ocr_text
-        )
-        user_message.images = _store_screenshots(user_message, screenshots)
-        user_message.save(update_fields=["image_text", "images"])
+        screenshots = _read_screenshots(user_message, screenshots)
     yield ChatEvent("status", {"stage": "retrieving"})
     query = question_standalone(question=question, history=history, llm=tools.llm)
     if user_message.image_text:
@@ -288,83 +222,28 @@ def _answer_body(
         except LLMError as exc:
             # The server said its window is smaller than Docent thought: believe it, pack
             # again into that window, and ask once more.
-            smaller = (
-                exc.window is not None and info is not None and exc.window < info.context_window
-            )
-            if exc.code != "context" or not smaller or attempt == 2 or reply.content:
+            window = _smaller_window(exc, info)
+            if window is None or attempt == 2 or reply.content:
                 raise
-            llm.learn_window(exc.window)
-            yield ChatEvent(
-                "status",
-                {
-                    "stage": "retrying",
-                    "message": f"The model server's window is {exc.window:,} tokens; "
-                    "packing the question again to fit it.",
-                },
-            )
+            llm.learn_window(window)
+            message = f"The model server's window is {window:,} tokens; packing again to fit it."
+            yield ChatEvent("status", {"stage": "retrying", "message": message})
 
 
-def answer_tokens(configured: int | None, info: ModelInfo) -> int:
-    """Tokens the answer may take: LLM_MAX_TOKENS when set, else the model's default within
-    a quarter of the window (a Reasoning model's 8,192 would fill an 8K llama.cpp server)."""
-    return configured or min(info.max_output_tokens, info.context_window // 4)
+def _read_screenshots(message: Message, screenshots: Sequence[Screenshot]) -> list[Screenshot]:
+    """OCR the screenshots, keep them with the question, and save their text on it."""
+    read = [screenshot_read(shot=shot) for shot in screenshots]
+    message.image_text = "\n\n".join(s.image.ocr_text for s in read if s.image.ocr_text)
+    message.images = _store_screenshots(message, read)
+    message.save(update_fields=["image_text", "images"])
+    return read
 
 
-def context_pack(
-    *,
-    kb: KnowledgeBase,
-    query: str,
-    question: str,
-    history: Sequence[Turn],
-    screenshots: Sequence[Screenshot],
-    info: ModelInfo | None,
-    tools: ChatTools,
-    max_output_tokens: int,
-    retrieval_budget: int | None = None,
-    mode: str | None = None,
-) -> PackedRequest:
-    """Retrieve for `query` and pack the request for `question`: chat's exact path."""
-    window = info.context_window if info else RETRIEVAL_ONLY_CONTEXT
-    budget = Budget(
-        context_window=window,
-        max_output_tokens=max_output_tokens,
-        margin=settings.CONTEXT_MARGIN_TOKENS,
-        retrieval=retrieval_budget or kb.retrieval_budget or settings.RETRIEVAL_BUDGET_TOKENS,
-    )
-    if budget.prompt < 256:
-        raise PackingError(
-            f"The answer may take {max_output_tokens:,} tokens (LLM_MAX_TOKENS), which leaves "
-            f"no room for the question in the {window:,}-token window of {info.id if info else 'the model'}. "
-            "Lower LLM_MAX_TOKENS."
-        )
-    config = RetrievalConfig(
-        mode=mode or settings.RETRIEVAL_MODE,
-        lexical_weight=settings.RETRIEVAL_LEXICAL_WEIGHT,
-        max_postings=settings.RETRIEVAL_LEXICAL_MAX_POSTINGS,
-    )
-    hits = retrieve(
-        kb=kb, query=query, embedder=tools.embedder, store=tools.store, limit=100, config=config
-    )
-    passages = passages_from_hits(hits)
-    passage_images: dict[int, ImageInput] = {}
-    if info is not None and info.vision:
-        for index, passage in enumerate(passages[:8]):
-            asset = next((c.asset for c in passage.chunks if c.asset_id), None)
-            image = asset_image(asset) if asset is not None else None
-            if image is not None:
-                passage_images[index] = image
-    instructions = default_system_prompt(kb)
-    return pack_context(
-        system_prompt=system_parts(instructions, reasoning=bool(info and info.reasoning)),
-        history=history,
-        question=question,
-        question_images=[s.image for s in screenshots],
-        passages=passages,
-        passage_images=passage_images,
-        vision=bool(info and info.vision),
-        budget=budget,
-        counter=tools.counter,
-    )
+def _smaller_window(exc: LLMError, info: ModelInfo | None) -> int | None:
+    """The window a server named when it refused a request as too long, if it is smaller."""
+    if exc.code != "context" or exc.window is None or info is None:
+        return None
+    return exc.window if exc.window < info.context_window else None
 
 
 def _stream_answer(
@@ -447,45 +326,16 @@ def _store_screenshots(message: Message, screenshots: Sequence[Screenshot]) -> l
     ]
 
 
-def _source_json(source) -> dict:
-    passage: Passage = source.passage
-    page = passage.pages[0] if passage.pages else None
-    url = reverse("document-view", args=[passage.document_id])
-    if page:
-        url += f"?page={page}#page-{page}"
+def _source_json(source: PackedSource) -> dict:
+    """A cited source as stored and streamed: no URL (each surface links it its own way)."""
+    passage = source.passage
     return {
         "number": source.number,
         "document_id": passage.document_id,
         "document": passage.document_name,
         "pages": list(passage.pages),
         "section": passage.heading,
-        "url": url,
         "excerpt": " ".join(passage.text.split())[:300],
         "chunk_ids": [c.pk for c in passage.chunks],
         "image": source.image_number is not None,
     }
-
-
-def feedback_record(
-    *, message: Message, rating: int, comment: str = "", user=None, owner_key: str = ""
-):
-    """Record (or change) one caller's thumbs up or down on an answer."""
-    from .models import Feedback
-
-    if message.role != Message.Role.ASSISTANT:
-        raise ChatInputError("Only answers take feedback.")
-    if rating not in (1, -1):
-        raise ChatInputError("Rating must be 1 (helpful) or -1 (not helpful).")
-    key = owner_key or (f"user:{user.pk}" if user is not None and user.is_authenticated else "")
-    if not key:
-        raise ChatInputError("Feedback needs a session, an account or an API key.")
-    feedback, _ = Feedback.objects.update_or_create(
-        message=message,
-        owner_key=key,
-        defaults={
-            "rating": rating,
-            "comment": comment.strip()[:2000],
-            "user": user if user is not None and user.is_authenticated else None,
-        },
-    )
-    return feedback

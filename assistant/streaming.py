@@ -8,17 +8,10 @@ stop, the thread closes the iterator, which stops the model's stream upstream to
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 from django.db import connections
-
-from .rendering import render_answer
-from .services import ChatEvent
-
-HTML_EVERY_SECONDS = 0.15  # re-render the Markdown at most this often while streaming
 
 
 async def iterate_in_thread(make: Callable[[], Iterator[bytes]]) -> AsyncIterator[bytes]:
@@ -54,30 +47,3 @@ async def iterate_in_thread(make: Callable[[], Iterator[bytes]]) -> AsyncIterato
                 return
     finally:
         stop.set()
-
-
-def sse(kind: str, data: dict) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-
-def sse_events(events: Iterator[ChatEvent]) -> Iterator[bytes]:
-    """ChatEvents as SSE frames, adding sanitised HTML of the answer as it grows."""
-    text: list[str] = []
-    urls: list[str] = []
-    last_render = 0.0
-    dirty = False
-    yield b": stream open\n\n"  # flushes headers at once so the page can show progress
-    for event in events:
-        if event.kind == "sources":
-            urls = [s["url"] for s in event.data["sources"]]
-        if event.kind == "delta":
-            text.append(event.data["text"])
-            dirty = True
-        if event.kind in {"done", "error"} and dirty:
-            yield sse("html", {"html": render_answer("".join(text), urls)})
-            dirty = False
-        yield sse(event.kind, event.data)
-        now = time.monotonic()
-        if dirty and now - last_render >= HTML_EVERY_SECONDS:
-            yield sse("html", {"html": render_answer("".join(text), urls)})
-            last_render, dirty = now, False

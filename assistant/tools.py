@@ -18,7 +18,7 @@ from ingest.pipeline.embed import Embedder
 from ingest.store import VectorStore
 from ministral.tokens import TokenCounter
 
-from .llm import LLMClient, LLMConfig, Sampling, resolve_config
+from .llm import LLMClient, LLMConfig, OpenAIClient, Sampling, resolve_config
 
 logger = logging.getLogger("docent.chat")
 
@@ -61,7 +61,7 @@ class ChatTools:
 
 
 _lock = threading.Lock()
-_clients: dict[LLMConfig, LLMClient] = {}
+_clients: dict[LLMConfig, OpenAIClient] = {}
 _warned: set[str] = set()
 
 
@@ -90,14 +90,16 @@ def llm_config(kb: KnowledgeBase | None = None) -> LLMConfig | None:
 def llm_clients_forget() -> None:
     """Drop every cached client (what each server said about its models goes with them)."""
     with _lock:
+        for client in _clients.values():
+            client.close()
         _clients.clear()
 
 
-def llm_client(config: LLMConfig) -> LLMClient:
+def llm_client(config: LLMConfig) -> OpenAIClient:
     with _lock:
         client = _clients.get(config)
         if client is None:
-            client = _clients[config] = LLMClient(config)
+            client = _clients[config] = OpenAIClient(config)
         return client
 
 

@@ -1,135 +1,95 @@
-"""Chat pages: thin views that validate, call a service and stream its events."""
+"""Chat pages: thin views that check permission, call a service and present its events."""
 
 from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import Q
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    JsonResponse,
-    StreamingHttpResponse,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from ingest.access import kbs_readable
 from ingest.models import KnowledgeBase
 
-from .models import Message
-from .rendering import render_answer
-from .selectors import conversations_owned, conversations_with_feedback
-from .services import ChatInputError, answer_stream, chat_tools, feedback_record, screenshot_prepare
-from .streaming import iterate_in_thread, sse_events
-
-
-def owner_key(request: HttpRequest) -> str:
-    """Who owns anonymous conversations: the browser session."""
-    if not request.session.session_key:
-        request.session.save()
-    return request.session.session_key
-
-
-def conversations_for(request: HttpRequest, kb: KnowledgeBase):
-    return conversations_owned(kb=kb, user=request.user, owner_key=owner_key(request))
+from .askers import Asker
+from .feedback import feedback_record
+from .http import chat_input_response, error_response, sse_response, uuid_or_none
+from .models import Conversation, Message
+from .presenters import answer_html, page_events, page_link
+from .selectors import conversations_with_feedback
+from .services import ChatInputError, answer_stream
 
 
 def readable_kb(request: HttpRequest, slug: str) -> KnowledgeBase | None:
     return kbs_readable(user=request.user).filter(slug=slug).first()
 
 
+def _transcript(conversation: Conversation, messages=None) -> list[Message]:
+    """The messages of a conversation, answers rendered for the page."""
+    items = list(messages if messages is not None else conversation.messages.all())
+    for message in items:
+        is_answer = message.role == Message.Role.ASSISTANT
+        message.html = answer_html(message.content, message.sources, page_link) if is_answer else ""
+    return items
+
+
 @require_GET
 def chat_page(request: HttpRequest) -> HttpResponse:
     kbs = list(kbs_readable(user=request.user))
     slug = request.GET.get("kb")
-    kb = next((k for k in kbs if k.slug == slug), kbs[0] if kbs else None)
-    if slug and (kb is None or kb.slug != slug):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        raise Http404("No such knowledge base")
+    kb = next((k for k in kbs if k.slug == slug), None) if slug else (kbs[0] if kbs else None)
+    if slug and kb is None:  # not readable: sign in, or it isn't there for you
+        if request.user.is_authenticated:
+            raise Http404("No such knowledge base")
+        return redirect_to_login(request.get_full_path())
+    mine = Asker.for_session(request).conversations(kb=kb) if kb else Conversation.objects.none()
     conversation = None
-    messages = []
     if kb is not None and request.GET.get("c"):
-        conversation = conversations_for(request, kb).filter(uid=_uuid(request.GET["c"])).first()
+        conversation = mine.filter(uid=uuid_or_none(request.GET["c"]) or "").first()
         if conversation is None:
             raise Http404("No such conversation")
-        for message in conversation.messages.all():
-            urls = [s["url"] for s in message.sources]
-            message.html = (
-                render_answer(message.content, urls) if message.role == "assistant" else ""
-            )
-            messages.append(message)
     context = {
         "kbs": kbs,
         "kb": kb,
         "conversation": conversation,
-        "chat_messages": messages,
-        "recent": conversations_for(request, kb)[:20] if kb else [],
+        "chat_messages": _transcript(conversation) if conversation else [],
+        "recent": mine[:20],
     }
     return render(request, "assistant/chat.html", context)
 
 
 @require_POST
-def chat_stream(request: HttpRequest) -> HttpResponse:
+def chat_stream(request: HttpRequest) -> HttpResponseBase:
     kb = readable_kb(request, request.POST.get("kb", ""))
     if kb is None:
-        return JsonResponse({"error": "Choose a knowledge base you have access to."}, status=404)
-    conversation = None
-    if request.POST.get("conversation"):
-        conversation = (
-            conversations_for(request, kb).filter(uid=_uuid(request.POST["conversation"])).first()
-        )
-        if conversation is None:
-            return JsonResponse({"error": "That conversation does not exist."}, status=404)
+        return error_response("Choose a knowledge base you have access to.", 404)
     try:
-        screenshots = [screenshot_prepare(data=f.read()) for f in request.FILES.getlist("images")]
         events = answer_stream(
             kb=kb,
+            asker=Asker.for_session(request),
             question=request.POST.get("question", ""),
-            tools=chat_tools(kb),
-            conversation=conversation,
-            screenshots=screenshots,
-            owner_key=owner_key(request),
-            user=request.user,
+            images=[f.read() for f in request.FILES.getlist("images")],
+            conversation_uid=request.POST.get("conversation") or None,
         )
     except ChatInputError as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    response = StreamingHttpResponse(
-        iterate_in_thread(lambda: sse_events(events)), content_type="text/event-stream"
-    )
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: don't hold the stream back
-    return response
-
-
-def _uuid(value: str) -> str | None:
-    import uuid
-
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
+        return chat_input_response(exc)
+    return sse_response(request, page_events(events))
 
 
 @require_POST
 def message_feedback(request: HttpRequest, pk: int) -> JsonResponse:
     message = Message.objects.select_related("conversation__kb").filter(pk=pk).first()
     kb = readable_kb(request, message.conversation.kb.slug) if message else None
-    if kb is None or not conversations_for(request, kb).filter(pk=message.conversation_id).exists():
-        return JsonResponse({"error": "No such answer."}, status=404)
+    asker = Asker.for_session(request)
+    mine = asker.conversations(kb=kb) if kb else None
+    if message is None or mine is None or not mine.filter(pk=message.conversation_id).exists():
+        return error_response("No such answer.", 404)
+    rating = request.POST.get("rating", "")
+    comment = request.POST.get("comment", "")
     try:
-        rating = int(request.POST.get("rating", "0"))
-        record = feedback_record(
-            message=message,
-            rating=rating,
-            comment=request.POST.get("comment", ""),
-            user=request.user,
-            owner_key=owner_key(request),
-        )
-    except (ValueError, ChatInputError) as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
+        record = feedback_record(message=message, asker=asker, rating=rating, comment=comment)
+    except ChatInputError as exc:
+        return chat_input_response(exc)
     return JsonResponse({"rating": record.rating, "comment": record.comment})
 
 
@@ -140,7 +100,7 @@ def conversation_list(request: HttpRequest, slug: str) -> JsonResponse:
         raise Http404("No such knowledge base")
     items = [
         {"id": str(c.uid), "title": c.title, "updated_at": c.updated_at.isoformat()}
-        for c in conversations_for(request, kb)[:50]
+        for c in Asker.for_session(request).conversations(kb=kb)[:50]
     ]
     return JsonResponse({"conversations": items})
 
@@ -151,11 +111,7 @@ def conversations_review(request: HttpRequest, slug: str) -> HttpResponse:
     """Staff: every conversation of a knowledge base, with its feedback counts."""
     kb = get_object_or_404(KnowledgeBase, slug=slug)
     only = request.GET.get("feedback", "")
-    conversations = conversations_with_feedback(kb=kb)
-    if only == "negative":
-        conversations = conversations.filter(unhelpful__gt=0)
-    elif only == "any":
-        conversations = conversations.filter(Q(helpful__gt=0) | Q(unhelpful__gt=0))
+    conversations = conversations_with_feedback(kb=kb, only=only)
     context = {"kb": kb, "conversations": conversations[:500], "only": only}
     return render(request, "assistant/conversations.html", context)
 
@@ -164,12 +120,8 @@ def conversations_review(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def conversation_review(request: HttpRequest, slug: str, uid: str) -> HttpResponse:
     kb = get_object_or_404(KnowledgeBase, slug=slug)
-    conversation = get_object_or_404(kb.conversations, uid=_uuid(uid))
-    items = []
-    for message in conversation.messages.prefetch_related("feedback"):
-        urls = [s["url"] for s in message.sources]
-        message.html = render_answer(message.content, urls) if message.role == "assistant" else ""
-        items.append(message)
+    conversation = get_object_or_404(kb.conversations, uid=uuid_or_none(uid))
+    items = _transcript(conversation, conversation.messages.prefetch_related("feedback"))
     return render(
         request,
         "assistant/conversation_review.html",

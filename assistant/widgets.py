@@ -53,7 +53,7 @@ def widget_for(*, public_id: str) -> Widget:
 
 
 def origin_allowed(*, widget: Widget, origin: str | None) -> bool:
-    return bool(origin) and origin.rstrip("/") in widget.origins
+    return origin is not None and origin.rstrip("/") in widget.origins
 
 
 def session_start(
@@ -64,7 +64,7 @@ def session_start(
     A returning visitor presents their visitor token (kept in the page's localStorage)
     and keeps their id; anyone else gets a fresh random one.
     """
-    if not origin_allowed(widget=widget, origin=origin):
+    if origin is None or not origin_allowed(widget=widget, origin=origin):
         raise WidgetDenied("This help widget is not available on this website.", status=403)
     visitor = None
     if visitor_token:

@@ -27,8 +27,7 @@ def main() -> None:
     from django.conf import settings
 
     from ingest.models import Chunk
-    from ingest.services import document_create, document_ingest, kb_get_or_create
-    from ingest.tasks import ingest_tools
+    from ingest.services import document_create, document_ingest, ingest_tools, kb_get_or_create
 
     tools = ingest_tools()
     tools.embedder.encode(["warm up"])

@@ -121,7 +121,7 @@ def document_for(request, pk: int, *, manage: bool = False) -> Document:
 
 def staff_only(request) -> None:
     user, key = caller(request)
-    if key is not None or not (user and user.is_staff):
+    if key is not None or not getattr(user, "is_staff", False):
         raise HttpError(403, "Only staff accounts may manage knowledge bases.")
 
 

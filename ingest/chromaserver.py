@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -102,7 +103,7 @@ def _spawn_keeper(data_dir: Path, db_path: Path, info_path: Path, lock_fd: int) 
     log = open(log_dir / "chroma.log", "ab")  # noqa: SIM115 - handed to the child
     args = [sys.executable, "-m", "ingest.chromaserver", "--data-dir", str(data_dir)]
     args += ["--lock-fd", str(lock_fd)]
-    subprocess.Popen(
+    keeper = subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -112,6 +113,8 @@ def _spawn_keeper(data_dir: Path, db_path: Path, info_path: Path, lock_fd: int) 
         cwd=str(Path(__file__).resolve().parent.parent),
     )
     log.close()
+    # Reap the keeper if it ends before this process does (no zombie, no stray Popen).
+    threading.Thread(target=keeper.wait, name="chroma-keeper-reaper", daemon=True).start()
 
 
 def _ready_url(info_path: Path, data_dir: Path, until: float) -> tuple[str, str]:

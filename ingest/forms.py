@@ -26,9 +26,9 @@ class KnowledgeBaseForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["members"].queryset = (
-            get_user_model().objects.filter(is_active=True).order_by("username")
-        )
+        members = self.fields["members"]
+        assert isinstance(members, forms.ModelMultipleChoiceField)
+        members.queryset = get_user_model().objects.filter(is_active=True).order_by("username")
 
     def validate_unique(self) -> None:
         """Name clashes are kb_create's and kb_update's to report (ignoring case)."""

@@ -139,7 +139,6 @@ class DocumentStage(models.TextChoices):
     QUEUED = "queued", "Queued"
     EXTRACTING = "extracting", "Extracting"
     OCR = "ocr", "OCR"
-    CHUNKING = "chunking", "Chunking"
     EMBEDDING = "embedding", "Embedding"
     READY = "ready", "Ready"
     FAILED = "failed", "Failed"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from ingest.models import Chunk, Document, DocumentStatus, KnowledgeBase
+from ingest.models import Chunk, KnowledgeBase
 
 _WORD = re.compile(r"[^\W_]+(?:[-.'][^\W_]+)*", re.UNICODE)
 # Words so common they match nearly every chunk: they cost time and add no ranking signal.
@@ -192,7 +192,8 @@ def _within_postings(terms: list[str], budget: int) -> list[str]:
         if tokens and all(rows.get(token) for token in tokens):
             costs.append((sum(rows[token] for token in tokens), term))
     costs.sort()
-    kept, spent = [], 0
+    kept: list[str] = []
+    spent = 0
     for cost, term in costs:
         if kept and spent + cost > budget:
             break
@@ -250,11 +251,3 @@ def chunks_by_ids(*, ids: Iterable[int]) -> dict[int, Chunk]:
     chunks = Chunk.objects.filter(pk__in=list(ids)).order_by().select_related("document")
     chunks = chunks.only(*_CANDIDATE_FIELDS)
     return {c.pk: c for c in chunks}
-
-
-def document_chunks(*, document_id: int) -> list[Chunk]:
-    return list(Chunk.objects.filter(document_id=document_id).order_by("ordinal"))
-
-
-def kb_documents_ready(*, kb: KnowledgeBase):
-    return Document.objects.filter(kb=kb, status=DocumentStatus.READY)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -33,7 +33,35 @@ class VectorHit:
     distance: float  # cosine distance, 0 = same direction
 
 
-class VectorStore:
+class VectorStore(Protocol):
+    """What ingest, retrieval and recovery ask of the vector index (cosine distances)."""
+
+    def heartbeat(self) -> bool: ...
+
+    def upsert(
+        self, *, collection: str, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]
+    ) -> None: ...
+
+    def query(self, *, collection: str, vector: np.ndarray, limit: int) -> list[VectorHit]: ...
+
+    def delete_document(
+        self, *, collection: str, document_id: int, keep_generation: int = 0
+    ) -> None: ...
+
+    def delete_ids(self, *, collection: str, ids: Sequence[str]) -> None: ...
+
+    def ids(self, *, collection: str) -> set[str]: ...
+
+    def count(self, *, collection: str) -> int: ...
+
+    def collection_names(self) -> set[str]: ...
+
+    def drop(self, *, collection: str) -> None: ...
+
+
+class ChromaStore:
+    """VectorStore on a Chroma server, reconnecting when it restarts."""
+
     def __init__(self, *, url: str = "", data_dir: Path | None = None) -> None:
         """Use the server at `url`, or else the local server kept for `data_dir`."""
         if not url and data_dir is None:
@@ -41,8 +69,8 @@ class VectorStore:
         self._fixed_url = url
         self._data_dir = data_dir
         self._lock = threading.Lock()
-        self._client = None
-        self._collections: dict[str, object] = {}
+        self._client: Any = None
+        self._collections: dict[str, Any] = {}
 
     # -- connection ---------------------------------------------------------------------
     def _connect(self):
@@ -54,6 +82,7 @@ class VectorStore:
         else:
             from .chromaserver import ensure_local_server
 
+            assert self._data_dir is not None  # checked in __init__
             url = ensure_local_server(self._data_dir)
         parts = urlparse(url)
         return chromadb.HttpClient(
@@ -69,7 +98,7 @@ class VectorStore:
                 self._client = self._connect()
             return self._client
 
-    def _call(self, fn: Callable[[object], T], *, retries: int = 3) -> T:
+    def _call(self, fn: Callable[[Any], T], *, retries: int = 3) -> T:
         """Run fn(client), reconnecting if the server went away (a restart changes the port)."""
         for attempt in range(retries + 1):
             try:
@@ -110,12 +139,14 @@ class VectorStore:
     ) -> None:
         """Write vectors; the same ids written twice leave one copy (ids are deterministic)."""
         for start in range(0, len(ids), _PAGE):
-            end = start + _PAGE
-            self._call(
-                lambda c, s=start, e=end: self._collection(c, collection).upsert(
-                    ids=list(ids[s:e]), embeddings=vectors[s:e], metadatas=list(metadatas[s:e])
+            page = slice(start, start + _PAGE)
+
+            def write(client: Any, page: slice = page) -> None:
+                self._collection(client, collection).upsert(
+                    ids=list(ids[page]), embeddings=vectors[page], metadatas=list(metadatas[page])
                 )
-            )
+
+            self._call(write)
 
     def query(self, *, collection: str, vector: np.ndarray, limit: int) -> list[VectorHit]:
         """Nearest vectors to one query vector, closest first."""
@@ -143,18 +174,24 @@ class VectorStore:
     def delete_ids(self, *, collection: str, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), _PAGE):
             batch = list(ids[start : start + _PAGE])
-            self._call(lambda c, b=batch: self._collection(c, collection).delete(ids=b))
+
+            def delete(client: Any, batch: list[str] = batch) -> None:
+                self._collection(client, collection).delete(ids=batch)
+
+            self._call(delete)
 
     def ids(self, *, collection: str) -> set[str]:
         """Every vector id in a knowledge base's collection."""
         found: set[str] = set()
         offset = 0
         while True:
-            page = self._call(
-                lambda c, o=offset: self._collection(c, collection).get(
-                    include=[], limit=_PAGE, offset=o
+
+            def read(client: Any, offset: int = offset) -> list[str]:
+                return self._collection(client, collection).get(
+                    include=[], limit=_PAGE, offset=offset
                 )["ids"]
-            )
+
+            page = self._call(read)
             found.update(page)
             if len(page) < _PAGE:
                 return found
@@ -198,5 +235,5 @@ def get_store() -> VectorStore:
         if _store is None:
             from django.conf import settings
 
-            _store = VectorStore(url=settings.CHROMA_URL, data_dir=settings.DATA_DIR)
+            _store = ChromaStore(url=settings.CHROMA_URL, data_dir=settings.DATA_DIR)
         return _store

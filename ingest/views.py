@@ -75,7 +75,7 @@ def document_file(request: HttpRequest, pk: int) -> FileResponse:
     document = _readable_document(request, pk)
     if not document.file:
         raise Http404("This upload was rejected, so no file was kept.")
-    return _stored_file(document.file.name, document.mime_type, document.filename)
+    return _stored_file(str(document.file.name), document.mime_type, document.filename)
 
 
 @require_GET
@@ -83,7 +83,7 @@ def asset_file(request: HttpRequest, pk: int) -> FileResponse:
     asset = get_object_or_404(Asset.objects.select_related("kb"), pk=pk)
     if not kb_readable(kb=asset.kb, user=request.user):
         raise Http404("No such image")
-    return _stored_file(asset.file.name, asset.mime_type)
+    return _stored_file(str(asset.file.name), asset.mime_type)
 
 
 @staff_member_required

@@ -75,15 +75,6 @@ class ThinkSplitter:
             out.append((self._thinking, text))
 
 
-def split_think(text: str) -> tuple[str, str]:
-    """(reasoning, answer) of a whole reply that may hold inline ``[THINK]…[/THINK]``."""
-    splitter = ThinkSplitter()
-    pieces = splitter.feed(text) + splitter.flush()
-    reasoning = "".join(t for is_reasoning, t in pieces if is_reasoning)
-    answer = "".join(t for is_reasoning, t in pieces if not is_reasoning)
-    return reasoning, answer
-
-
 def _partial_suffix(data: str, marker: str) -> int:
     """Length of the longest end of ``data`` that could begin ``marker``."""
     for size in range(min(len(marker) - 1, len(data)), 0, -1):

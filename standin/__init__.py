@@ -8,7 +8,8 @@ and ``usage.prompt_tokens`` is that exact count.
 """
 
 from .answers import NO_ANSWER, default_answer, find_sources
-from .dialects import DIALECTS, FIXTURES
+from .dialects import FIXTURES
+from .providers import DIALECTS
 from .script import ModelInfo, RecordedRequest, Reply, ServerConfig
 from .server import LLMServer
 from .tokenizer import count_prompt_tokens, mistral_tokenizer, to_request

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from .dialects import DIALECTS
+from .providers import DIALECTS
 from .server import LLMServer
 
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from mistral_common.exceptions import MistralCommonException
 
-from .dialects import DIALECTS, Dialect, HTTPError
+from .dialects import Dialect, HTTPError
+from .providers import DIALECTS
 from .script import ModelInfo, RecordedRequest, Reply, ServerConfig
 from .tokenizer import mistral_tokenizer, to_request
 

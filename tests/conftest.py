@@ -165,6 +165,7 @@ class WorkerProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._close()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -174,6 +175,11 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        self._close()
+
+    def _close(self) -> None:
+        if self.proc and self.proc.stdout and not self.proc.stdout.closed:
+            self.proc.stdout.close()
 
 
 @pytest.fixture

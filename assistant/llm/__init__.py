@@ -5,8 +5,9 @@
 `client` sends requests with Docent's retry policy; `events` is what comes out.
 """
 
-from .client import LLMClient, describe_error, retry_after_seconds
+from .client import LLMClient, OpenAIClient
 from .config import PROVIDERS, LLMConfig, Resolved, Sampling, resolve_config
+from .errors import describe_error, retry_after_seconds
 from .events import (
     Finished,
     LLMError,
@@ -26,6 +27,7 @@ __all__ = [
     "LLMConfig",
     "LLMError",
     "LLMEvent",
+    "OpenAIClient",
     "ReasoningDelta",
     "Resolved",
     "Sampling",

@@ -6,23 +6,23 @@ is waiting for ("the model is busy, retrying in 20 s") and stop within a total t
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
+import httpx2
 import openai
 
 from ministral.prompt import ChatMessage
 from ministral.registry import ModelInfo, model_lookup
 
 from .config import LLMConfig, Sampling
+from .discovery import facts_of, find_model, kind_of
+from .errors import describe_error, retry_after_seconds
 from .events import Finished, LLMError, LLMEvent, StreamFailed, Waiting
 from .wire import DeltaReader, ServerFacts, dialect_for, request_params, wire_messages
 
@@ -39,7 +39,42 @@ class _Response:
     value: Any
 
 
-class LLMClient:
+class LLMClient(Protocol):
+    """What the question path asks of a chat model."""
+
+    config: LLMConfig
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def model_info(self, model: str) -> ModelInfo: ...
+
+    def learn_window(self, tokens: int) -> None: ...
+
+    def stream(
+        self,
+        *,
+        messages: Sequence[ChatMessage],
+        max_tokens: int | None = None,
+        sampling: Sampling | None = None,
+        model: str | None = None,
+    ) -> Generator[LLMEvent, None, None]: ...
+
+    def complete(
+        self,
+        *,
+        messages: Sequence[ChatMessage],
+        max_tokens: int | None = None,
+        sampling: Sampling | None = None,
+        model: str | None = None,
+    ) -> tuple[str, str, str]: ...
+
+    def close(self) -> None: ...
+
+
+class OpenAIClient:
+    """An LLMClient for any OpenAI-compatible chat-completions server, in its dialect."""
+
     def __init__(
         self,
         config: LLMConfig,
@@ -53,7 +88,7 @@ class LLMClient:
             base_url=config.base_url,
             api_key=config.api_key,
             max_retries=0,
-            timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
+            timeout=httpx2.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
             default_headers=dict(config.headers) or None,
         )
         self._lock = threading.Lock()
@@ -61,6 +96,10 @@ class LLMClient:
         self._facts_until = 0.0
         self._warned: set[str] = set()
         self.inline_reasoning = False  # the server sent [THINK] inline: it has no parser
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
 
     # --- what the model is --------------------------------------------------------------------
 
@@ -97,7 +136,7 @@ class LLMClient:
             if self._facts is not None and self._clock() < self._facts_until:
                 return self._facts
             if not self.config.discover:
-                return ServerFacts(kind=_kind_of(self.config.provider, ""))
+                return ServerFacts(kind=kind_of(self.config.provider, ""))
         facts, ok = self._discover(model or self.config.model)
         with self._lock:
             self._facts = facts
@@ -122,10 +161,10 @@ class LLMClient:
             )
         except (openai.APIError, ValueError) as exc:
             logger.info("The model server did not list its models (%s)", type(exc).__name__)
-            return ServerFacts(kind=_kind_of(self.config.provider, "")), False
+            return ServerFacts(kind=kind_of(self.config.provider, "")), False
         entries = data.get("data") if isinstance(data, dict) else data
-        entry = _find_model(entries if isinstance(entries, list) else [], model)
-        return _facts_of(self.config.provider, entry), True
+        entry = find_model(entries if isinstance(entries, list) else [], model)
+        return facts_of(self.config.provider, entry), True
 
     # --- asking -------------------------------------------------------------------------------
 
@@ -136,7 +175,7 @@ class LLMClient:
         max_tokens: int | None = None,
         sampling: Sampling | None = None,
         model: str | None = None,
-    ) -> Iterator[LLMEvent]:
+    ) -> Generator[LLMEvent, None, None]:
         """Stream an answer as events. Raises LLMError when the model could not be asked."""
         params = self._params(messages, max_tokens, sampling, model, stream=True)
         response: Any = None
@@ -168,7 +207,7 @@ class LLMClient:
         except ValueError as exc:  # the SDK raises JSONDecodeError on a malformed event
             yield StreamFailed(f"The model sent a malformed response ({exc}).")
             return
-        except httpx.HTTPError as exc:  # transport errors surface raw mid-stream
+        except httpx2.HTTPError as exc:  # the SDK's transport errors can surface raw mid-stream
             yield StreamFailed(
                 f"The connection to the model was lost mid-answer ({type(exc).__name__})."
             )
@@ -264,170 +303,4 @@ def _retry_wait(exc: openai.APIError, attempt: int) -> float | None:
             return said
     elif not isinstance(exc, openai.APIConnectionError):
         return None
-    return min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)  # noqa: S311
-
-
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Retry-After (seconds or an HTTP date) or retry-after-ms, in seconds."""
-    if value := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, when.timestamp() - time.time())
-
-
-# --- errors --------------------------------------------------------------------------------------
-
-_WINDOW_PATTERNS = (
-    re.compile(r"available context size \((\d+) tokens\)"),  # llama.cpp
-    re.compile(r"with (\d+) maximum context length"),  # Mistral's API
-    re.compile(r"maximum context length is (\d+) tokens"),  # vLLM, OpenAI
-)
-_CONTEXT_WORDS = ("context", "too long", "too large", "exceeds")
-
-
-def describe_error(exc: Exception, config: LLMConfig) -> LLMError:
-    """A sentence for people, naming the setting to change; never a secret."""
-    provider = config.provider_name
-    if isinstance(exc, openai.APITimeoutError):
-        return LLMError(
-            f"The model took too long to respond (LLM_TIMEOUT_SECONDS={config.timeout_seconds:g}).",
-            code="timeout",
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMError(
-            f"Could not reach the model server at {config.base_url}.", code="connection"
-        )
-    if not isinstance(exc, openai.APIStatusError):
-        detail = _error_message(getattr(exc, "body", None)) or str(exc)
-        return LLMError(f"The model reported an error: {detail}")
-    status, detail = exc.status_code, _error_message(exc.body) or exc.message
-    if status == 401:
-        where = config.key_setting or "LLM_API_KEY (no key is set)"
-        return LLMError(f"{provider} rejected the API key in {where} (HTTP 401).", code="auth")
-    if status == 429:
-        wait = retry_after_seconds(exc.response.headers)
-        when = f"; it asks to wait {round(wait)} s" if wait else ""
-        return LLMError(
-            f"{provider} is rate-limiting requests{when}. Please try again shortly.",
-            code="rate_limited",
-            retry_after=wait,
-        )
-    if status == 400 and any(word in detail.lower() for word in _CONTEXT_WORDS):
-        window = next((int(m.group(1)) for p in _WINDOW_PATTERNS if (m := p.search(detail))), None)
-        return LLMError(
-            f"The request did not fit the model's window (HTTP 400: {detail}). "
-            "Set LLM_CONTEXT_WINDOW to the server's window.",
-            code="context",
-            window=window,
-        )
-    if status == 404:
-        return LLMError(
-            f"{provider} does not serve the model {config.model!r} (HTTP 404: {detail}). "
-            "Check LLM_MODEL or the knowledge base's model.",
-            code="refused",
-        )
-    if status >= 500:
-        return LLMError(f"The model server failed (HTTP {status}): {detail}", code="unavailable")
-    return LLMError(f"{provider} refused the request (HTTP {status}): {detail}", code="refused")
-
-
-def _error_message(body: object) -> str:
-    """The message of Mistral, OpenRouter, vLLM and llama.cpp error bodies."""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            message = inner.get("message", inner.get("detail"))
-            if isinstance(message, dict | list):
-                return _validation_text(message)
-            return message if isinstance(message, str) else ""
-        if isinstance(inner, str):
-            return inner
-    return ""
-
-
-def _validation_text(value: dict | list) -> str:
-    """FastAPI/pydantic details ({"detail": [{"loc", "msg", "type"}]}) as one line."""
-    items = value.get("detail", value) if isinstance(value, dict) else value
-    if not isinstance(items, list):
-        return str(items)
-    lines = []
-    for item in items:
-        if isinstance(item, dict):
-            where = ".".join(str(p) for p in item.get("loc", []) if p != "body")
-            lines.append(f"{where}: {item.get('msg', '')}".strip(": "))
-    return "; ".join(lines)
-
-
-# --- discovery -----------------------------------------------------------------------------------
-
-
-def _find_model(entries: list[Any], model: str) -> dict[str, Any]:
-    models = [e for e in entries if isinstance(e, dict)]
-    for entry in models:
-        if entry.get("id") == model:
-            return entry
-    lowered = model.lower()
-    for entry in models:
-        names = [entry.get("id"), *(entry.get("aliases") or [])]
-        if any(isinstance(n, str) and n.lower() == lowered for n in names):
-            return entry
-    # llama.cpp serves one model under its file name, whatever id the request names.
-    if len(models) == 1 and models[0].get("owned_by") == "llamacpp":
-        return models[0]
-    return {}
-
-
-def _kind_of(provider: str, owned_by: object) -> str:
-    if provider in ("mistral", "openrouter", "together"):
-        return provider
-    return owned_by if owned_by in ("vllm", "llamacpp") else ""  # type: ignore[return-value]
-
-
-def _facts_of(provider: str, entry: dict[str, Any]) -> ServerFacts:
-    meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
-    top = entry.get("top_provider") if isinstance(entry.get("top_provider"), dict) else {}
-    window = next(
-        (
-            int(v)
-            for v in (
-                entry.get("max_context_length"),  # Mistral
-                entry.get("max_model_len"),  # vLLM
-                meta.get("n_ctx"),  # llama.cpp
-                top.get("context_length"),  # OpenRouter, what its provider really takes
-                entry.get("context_length"),  # OpenRouter, Together
-            )
-            if isinstance(v, int) and not isinstance(v, bool) and v > 0
-        ),
-        None,
-    )
-    vision: bool | None = None
-    capabilities = entry.get("capabilities")
-    if isinstance(capabilities, dict) and isinstance(capabilities.get("vision"), bool):
-        vision = capabilities["vision"]
-    elif isinstance(capabilities, list):
-        vision = "multimodal" in capabilities or "vision" in capabilities
-    architecture = entry.get("architecture")
-    if isinstance(architecture, dict) and isinstance(architecture.get("input_modalities"), list):
-        vision = "image" in architecture["input_modalities"]
-    supported = entry.get("supported_parameters")
-    parameters = frozenset(supported) if isinstance(supported, list) else None
-    reasoning = ("reasoning" in parameters) if parameters is not None else None
-    return ServerFacts(
-        kind=_kind_of(provider, entry.get("owned_by")),
-        context_window=window,
-        vision=vision,
-        reasoning=reasoning,
-        supported_parameters=parameters,
-    )
+    return min(8.0, 0.5 * 2.0**attempt) * (0.75 + random.random() / 2)  # noqa: S311

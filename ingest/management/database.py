@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import TextIO
 
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 
-def database_prepare(*, stdout: TextIO) -> None:
+def database_prepare(*, stdout: TextIO | OutputWrapper) -> None:
     """Apply pending migrations on SQLite; on other databases refuse to run with them pending."""
     executor = MigrationExecutor(connection)
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())

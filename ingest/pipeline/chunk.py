@@ -9,8 +9,8 @@ break at headings and paragraphs where they can, and overlap when a passage is s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from .types import ChunkDraft, PageText
 
@@ -29,25 +29,21 @@ class _Unit:
     new_block: bool  # first piece of a paragraph: joined with a blank line, not a space
 
 
-def chunk_pages(
-    pages: Sequence[PageText],
-    *,
-    count_tokens: CountTokens,
-    max_tokens: int,
-    overlap_tokens: int,
-) -> list[ChunkDraft]:
-    """Split pages into ChunkDrafts of at most max_tokens word pieces (heading included)."""
-    chunker = Chunker(
-        count_tokens=count_tokens, max_tokens=max_tokens, overlap_tokens=overlap_tokens
-    )
-    return [draft for page in pages for draft in chunker.feed(page)]
-
-
 class Chunker:
     """Chunks pages one at a time, carrying the heading trail from page to page."""
 
-    def __init__(self, *, count_tokens: CountTokens, max_tokens: int, overlap_tokens: int) -> None:
+    def __init__(
+        self,
+        *,
+        count_tokens: CountTokens,
+        max_tokens: int,
+        overlap_tokens: int,
+        count_llm_tokens: Callable[[str], int] | None = None,
+    ) -> None:
+        """count_tokens: the embedder's word pieces (chunk sizes); count_llm_tokens: the
+        chat model's tokens of each chunk, kept with it for packing."""
         self.count_tokens = count_tokens
+        self.count_llm_tokens = count_llm_tokens
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
         self.trail: list[tuple[int, str]] = []
@@ -65,6 +61,9 @@ class Chunker:
             units, page, self.count_tokens, self.max_tokens, self.overlap_tokens, self.next_ordinal
         )
         self.next_ordinal += len(drafts)
+        if self.count_llm_tokens is not None:
+            count = self.count_llm_tokens
+            drafts = [replace(d, llm_tokens=count(d.text)) for d in drafts]
         return drafts
 
 

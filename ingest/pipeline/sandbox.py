@@ -15,12 +15,12 @@ import queue
 import resource
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .types import Extraction, ImageData, IngestError, Limits, PageText, Progress
+from .types import ExtractionEnd, ImageData, IngestError, Limits, PageText, Progress
 
 _context = None
 
@@ -31,7 +31,7 @@ class ExtractedPage:
     images: tuple[ImageData, ...]  # images first seen on this page, in document order
 
 
-ExtractionEvent = Progress | ExtractedPage | Extraction  # the Extraction comes last, without pages
+ExtractionEvent = Progress | ExtractedPage | ExtractionEnd  # the end marker comes last
 
 
 def _get_context():
@@ -81,35 +81,6 @@ def iter_extraction(
         reader.join(10)
         child.join(5)
         receiver.close()
-
-
-def run_extraction(
-    path: Path,
-    *,
-    kind: str,
-    filename: str,
-    limits: Limits,
-    on_progress: Callable[[Progress], None],
-) -> Extraction:
-    """The whole extraction at once (pages and images collected from the stream)."""
-    pages: list[PageText] = []
-    images: list[ImageData] = []
-    for event in iter_extraction(path, kind=kind, filename=filename, limits=limits):
-        if isinstance(event, Progress):
-            on_progress(event)
-        elif isinstance(event, ExtractedPage):
-            pages.append(event.page)
-            images.extend(event.images)
-        else:
-            return Extraction(
-                event.kind,
-                event.page_count,
-                tuple(pages),
-                tuple(images),
-                event.title,
-                event.warnings,
-            )
-    raise AssertionError("extraction stream ended without a result")
 
 
 def _read(
@@ -169,9 +140,9 @@ def _child_main(path: str, kind: str, filename: str, limits: Limits, sender: Con
         result = extract(
             data, kind=kind, filename=filename, limits=limits, on_progress=report, on_page=page
         )
-        message = (
+        message: tuple[str, ExtractionEnd | str] = (
             "done",
-            Extraction(result.kind, result.page_count, (), (), result.title, result.warnings),
+            ExtractionEnd(result.kind, result.page_count, result.title, result.warnings),
         )
     except IngestError as exc:
         message = ("error", str(exc))

@@ -52,7 +52,19 @@ class PageText:
 
 
 @dataclass(frozen=True)
+class ExtractionEnd:
+    """What a finished extraction says about the whole document (its pages came before)."""
+
+    kind: str
+    page_count: int | None
+    title: str = ""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
 class Extraction:
+    """A whole extraction at once: what `extract` returns inside the sandbox."""
+
     kind: str
     page_count: int | None
     pages: tuple[PageText, ...]
@@ -69,6 +81,7 @@ class ChunkDraft:
     text: str
     embed_tokens: int  # word pieces of the embedder, heading included
     image_index: int | None = None
+    llm_tokens: int = 0  # Ministral tokens of `text`, what packing budgets with
 
     @property
     def embed_text(self) -> str:

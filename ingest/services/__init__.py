@@ -14,8 +14,11 @@ from .documents import (
     kb_name_clean,
     kb_update,
 )
-from .processing import IngestTools, document_ingest, ingest_limits, worker_identity
+from .lifecycle import worker_identity
+from .processing import document_ingest, ingest_limits
+from .queue import document_enqueue
 from .recovery import ReconcileReport, documents_recover, kb_reconcile
+from .tools import IngestTools, ingest_tools
 
 __all__ = [
     "IngestTools",
@@ -24,10 +27,12 @@ __all__ = [
     "UploadResult",
     "document_create",
     "document_delete",
+    "document_enqueue",
     "document_ingest",
     "document_reindex",
     "documents_recover",
     "ingest_limits",
+    "ingest_tools",
     "kb_create",
     "kb_delete",
     "kb_get_or_create",

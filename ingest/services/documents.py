@@ -22,6 +22,8 @@ from ingest.pipeline.types import IngestError
 from ingest.store import StoreUnavailable, VectorStore
 
 from .files import asset_prefix, storage_delete_tree
+from .lifecycle import document_requeue
+from .queue import document_enqueue
 
 logger = logging.getLogger("docent.ingest")
 _COPY_BLOCK = 1024 * 1024
@@ -94,7 +96,11 @@ def kb_update(
         kb.full_clean(exclude=["slug", "members"], validate_unique=False)
     except ValidationError as exc:
         field, problems = next(iter(exc.message_dict.items()))
-        label = "" if field == "__all__" else KnowledgeBase._meta.get_field(field).verbose_name
+        label = (
+            ""
+            if field == "__all__"
+            else getattr(KnowledgeBase._meta.get_field(field), "verbose_name", field)
+        )
         raise ValueError(f"{str(label).capitalize()}: {problems[0]}".lstrip(": ")) from exc
     kb.save()
     if members is not None:
@@ -103,7 +109,7 @@ def kb_update(
 
 
 def document_create(
-    *, kb: KnowledgeBase, filename: str, content: BinaryIO, enqueue: bool = True
+    *, kb: KnowledgeBase, filename: str, content: BinaryIO | File, enqueue: bool = True
 ) -> UploadResult:
     """Store an upload and queue it for ingestion; reject bad input as a failed Document.
 
@@ -153,7 +159,7 @@ def document_create(
             with transaction.atomic():
                 document.save()
                 if enqueue and not error:
-                    _enqueue(document)
+                    document_enqueue(document=document)
         except IntegrityError:
             # A concurrent upload of the same bytes won the race; theirs is the document.
             if document.file and not Document.objects.filter(file=document.file.name).exists():
@@ -164,7 +170,7 @@ def document_create(
     return UploadResult(document, created=True)
 
 
-def _spool(content: BinaryIO, spool, *, limit: int) -> tuple[str, int, bytes]:
+def _spool(content: BinaryIO | File, spool, *, limit: int) -> tuple[str, int, bytes]:
     """Copy the upload to the spool file, hashing all of it; stop writing past the limit."""
     digest = hashlib.sha256()
     size = 0
@@ -184,31 +190,13 @@ def _spool(content: BinaryIO, spool, *, limit: int) -> tuple[str, int, bytes]:
     return digest.hexdigest(), size, head
 
 
-def _enqueue(document: Document) -> None:
-    # Enqueued inside the caller's transaction: the database queue commits the task
-    # with the document, so neither exists without the other.
-    from ingest.tasks import ingest_document
-
-    result = ingest_document.enqueue(document.pk)
-    Document.objects.filter(pk=document.pk).update(task_id=str(result.id))
-
-
 def document_reindex(*, document: Document) -> Document:
     """Queue a document to be processed again; its current chunks stay live until then."""
     if not document.file:
         raise IngestError("This upload was rejected before it was stored; upload it again.")
     with transaction.atomic():
-        Document.objects.filter(pk=document.pk).update(
-            status=DocumentStatus.QUEUED,
-            stage=DocumentStage.QUEUED,
-            progress=0,
-            error="",
-            attempts=0,
-            lease_owner="",
-            lease_expires_at=None,
-            updated_at=timezone.now(),
-        )
-        _enqueue(document)
+        document_requeue(document_id=document.pk, fresh=True)
+        document_enqueue(document=document)
     document.refresh_from_db()
     return document
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,11 +12,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ingest.models import Chunk, Document, DocumentStage, DocumentStatus, KnowledgeBase
+from ingest.models import Chunk, Document, DocumentStatus, KnowledgeBase
 from ingest.store import VectorStore
 
-from .documents import _enqueue
-from .processing import _discard_generation, process_start_ticks
+from .documents import document_reindex
+from .generations import generation_discard
+from .lifecycle import document_mark_failed, document_requeue, lease_owner_alive
+from .queue import document_enqueue
 
 logger = logging.getLogger("docent.ingest")
 
@@ -44,7 +45,7 @@ def documents_recover(*, store: VectorStore) -> list[int]:
     acted: list[int] = []
     for document in candidates:
         live_lease = document.lease_expires_at and document.lease_expires_at >= now
-        if live_lease and _local_owner_alive(document.lease_owner):
+        if live_lease and lease_owner_alive(document.lease_owner):
             continue
         if _recover_one(document, store):
             acted.append(document.pk)
@@ -52,55 +53,30 @@ def documents_recover(*, store: VectorStore) -> list[int]:
     return acted
 
 
-def _local_owner_alive(owner: str) -> bool:
-    try:
-        _host, pid, ticks = owner.split(":")
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (ValueError, PermissionError):
-        return True
-    return process_start_ticks(int(pid)) == ticks
-
-
 def _recover_one(document: Document, store: VectorStore) -> bool:
     stage = document.get_stage_display().lower()
-    exhausted = document.attempts >= settings.INGEST_MAX_ATTEMPTS
+    owner = document.lease_owner
     with transaction.atomic():
-        if exhausted:
+        if document.attempts >= settings.INGEST_MAX_ATTEMPTS:
             message = (
                 f"Processing stopped unexpectedly {document.attempts} times (last during "
                 f"{stage}); giving up. The document may be too large for this worker."
             )
             if document.generation:
                 message += " The previously indexed version stays searchable."
-            fields = {
-                "status": DocumentStatus.FAILED,
-                "stage": DocumentStage.FAILED,
-                "error": message,
-            }
-            fields["finished_at"] = timezone.now()
+            acted = document_mark_failed(document_id=document.pk, owner=owner, message=message)
         else:
-            fields = {
-                "status": DocumentStatus.QUEUED,
-                "stage": DocumentStage.QUEUED,
-                "progress": 0,
-                "error": (
-                    f"Processing stopped unexpectedly during {stage}; retrying "
-                    f"(attempt {document.attempts + 1} of {settings.INGEST_MAX_ATTEMPTS})."
-                ),
-            }
-        updated = Document.objects.filter(
-            pk=document.pk, status=DocumentStatus.PROCESSING, lease_owner=document.lease_owner
-        ).update(lease_owner="", lease_expires_at=None, updated_at=timezone.now(), **fields)
-        if not updated:
-            return False
-        if not exhausted:
-            _enqueue(document)
-    _discard_generation(document, document.generation + 1, store)
-    logger.warning(
-        "Recovered document %s (%s): %s", document.pk, document.filename, fields["error"]
-    )
+            message = (
+                f"Processing stopped unexpectedly during {stage}; retrying "
+                f"(attempt {document.attempts + 1} of {settings.INGEST_MAX_ATTEMPTS})."
+            )
+            acted = document_requeue(document_id=document.pk, message=message, from_owner=owner)
+            if acted:
+                document_enqueue(document=document)
+    if not acted:
+        return False
+    generation_discard(document=document, generation=document.generation + 1, store=store)
+    logger.warning("Recovered document %s (%s): %s", document.pk, document.filename, message)
     return True
 
 
@@ -123,9 +99,7 @@ def _requeue_lost_tasks(now) -> list[int]:
             and task.started_at > cutoff
         ):
             continue
-        with transaction.atomic():
-            _enqueue(document)
-            Document.objects.filter(pk=document.pk).update(updated_at=timezone.now())
+        document_enqueue(document=document)
         acted.append(document.pk)
     return acted
 
@@ -150,8 +124,6 @@ def kb_reconcile(*, kb: KnowledgeBase, store: VectorStore) -> ReconcileReport:
     for document in Document.objects.filter(pk__in=missing_docs).exclude(
         status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING]
     ):
-        from .documents import document_reindex
-
         document_reindex(document=document)
     return ReconcileReport(
         kb.pk, len(vector_ids), len(rows), len(stray), len(rows.keys() - vector_ids)

@@ -11,10 +11,11 @@ import time
 
 import pytest
 
+from assistant.askers import Asker
 from assistant.models import Message
 from assistant.services import answer_stream, chat_tools
 from assistant.tools import ChatTools, llm_clients_forget
-from ingest.store import VectorStore
+from ingest.store import ChromaStore
 from standin import Reply
 from tests.conftest import chroma_run, free_port
 
@@ -31,7 +32,11 @@ def fresh_clients():
 
 
 def ask(kb, question, tools=None, **kwargs):
-    events = list(answer_stream(kb=kb, question=question, tools=tools or chat_tools(kb), **kwargs))
+    events = list(
+        answer_stream(
+            kb=kb, asker=Asker.for_cli(), question=question, tools=tools or chat_tools(kb), **kwargs
+        )
+    )
     assert events[-1].kind == "done"
     return events, Message.objects.get(pk=events[-1].data["message_id"])
 
@@ -106,7 +111,7 @@ def own_chroma(tmp_path):
     """A Chroma server of this test's own, which the test can stop."""
     port = free_port()
     proc = chroma_run(tmp_path / "chroma", port)
-    store = VectorStore(url=f"http://127.0.0.1:{port}")
+    store = ChromaStore(url=f"http://127.0.0.1:{port}")
     yield store, proc
     proc.kill()
     proc.wait(10)
@@ -123,7 +128,9 @@ def test_chroma_stopped_mid_question_is_named_and_saved(kb, embedder, llm_server
     tools = IngestTools(embedder=embedder, store=store, count_llm_tokens=get_counter().text)
     assert document_ingest(document_id=document.pk, owner="test:1:1", tools=tools).status == "ready"
     chat = ChatTools(embedder=embedder, store=store, counter=get_counter(), llm=chat_tools(kb).llm)
-    events = answer_stream(kb=kb, question="What does E-42 mean?", tools=chat)
+    events = answer_stream(
+        kb=kb, asker=Asker.for_cli(), question="What does E-42 mean?", tools=chat
+    )
     seen = [next(events)]  # the conversation exists; now the vector store goes away
     proc.kill()
     proc.wait(10)
@@ -144,10 +151,10 @@ def test_failed_and_cut_off_answers_never_come_back_as_if_whole(
     _, broken = ask(kb, "What does E-42 mean?")
     assert broken.status == "error" and broken.content.startswith("PARTIAL")
     llm_server.script(Reply(text="CUTOFF " * 50, finish_reason="length"))
-    events, cut = ask(kb, "Tell me more", conversation=broken.conversation)
+    events, cut = ask(kb, "Tell me more", conversation_uid=str(broken.conversation.uid))
     assert cut.status == "truncated" and error_of(events)["code"] == "truncated"
     llm_server.script(Reply(text="A whole answer [1]."))
-    ask(kb, "And now?", conversation=broken.conversation)
+    ask(kb, "And now?", conversation_uid=str(broken.conversation.uid))
     last = llm_server.chat_requests[-1].body["messages"]
     assert "PARTIAL" not in str(last) and "CUTOFF" not in str(last)
     assert [m["role"] for m in last] == ["system", "user"]  # neither earlier pair went back

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from assistant.askers import Asker
 from assistant.models import Message
-from assistant.services import answer_stream, chat_tools, screenshot_prepare
+from assistant.services import answer_stream
 from assistant.tools import llm_clients_forget
 from ministral.reasoning import reasoning_system_parts
 from standin import Reply
@@ -221,7 +222,7 @@ def provider(llm_server, settings):
 
 
 def ask(kb, question, **kwargs):
-    events = list(answer_stream(kb=kb, question=question, tools=chat_tools(kb), **kwargs))
+    events = list(answer_stream(kb=kb, asker=Asker.for_cli(), question=question, **kwargs))
     assert events[-1].kind == "done", events
     return events, Message.objects.get(pk=events[-1].data["message_id"])
 
@@ -239,8 +240,8 @@ def test_seed_model_first_contact(seed, kb, ingest_text, llm_server, provider):
     ingest_text(kb, "printer.md", MANUAL)
     trace = TRACE if seed.reasoning else None
     llm_server.script(Reply(text=ANSWER, reasoning=trace, reasoning_field=seed.style))
-    shot = screenshot_prepare(data=factories.text_image(["PRINTER STATUS", "Error E-42"]))
-    events, reply = ask(kb, "What does this error mean?", screenshots=[shot])
+    shot = factories.text_image(["PRINTER STATUS", "Error E-42"])
+    events, reply = ask(kb, "What does this error mean?", images=[shot])
 
     assert not [e for e in events if e.kind == "error"], events
     (request,) = llm_server.chat_requests
@@ -282,7 +283,7 @@ def test_seed_model_first_contact(seed, kb, ingest_text, llm_server, provider):
         ),
         Reply(text=FOLLOW_UP, reasoning=trace, reasoning_field=seed.style),
     )
-    events, second = ask(kb, "How do I fix it?", conversation=reply.conversation)
+    events, second = ask(kb, "How do I fix it?", conversation_uid=str(reply.conversation.uid))
     assert not [e for e in events if e.kind == "error"], events
     rewrite, answer = llm_server.chat_requests[1:]
     assert TRACE not in str(rewrite.body["messages"])

@@ -6,8 +6,10 @@ import time
 
 import pytest
 
+from assistant.askers import Asker
 from assistant.models import Conversation, Message
-from assistant.services import ChatInputError, answer_stream, chat_tools, screenshot_prepare
+from assistant.screenshots import screenshot_prepare
+from assistant.services import ChatInputError, answer_stream
 from standin import Reply
 from tests import factories
 
@@ -27,7 +29,7 @@ The printer joins Wi-Fi from Settings > Network. It needs port 9100 open on the 
 
 
 def ask(kb, question: str, **kwargs) -> tuple[list, Message]:
-    events = list(answer_stream(kb=kb, question=question, tools=chat_tools(), **kwargs))
+    events = list(answer_stream(kb=kb, asker=Asker.for_cli(), question=question, **kwargs))
     done = events[-1]
     assert done.kind == "done"
     return events, Message.objects.get(pk=done.data["message_id"])
@@ -68,7 +70,8 @@ def test_text_question_streams_a_cited_answer_with_exact_token_count(kb, ingest_
     assert "not instructions" in body["messages"][0]["content"]
     assert reply.status == "complete" and reply.content == answer
     assert reply.prompt_tokens == request.prompt_tokens and reply.completion_tokens > 0
-    assert reply.sources[0]["url"].startswith(f"/documents/{document.pk}/")
+    # stored without a link: each surface links sources its own way
+    assert "url" not in reply.sources[0] and reply.sources[0]["document_id"] == document.pk
 
 
 def test_no_sources_means_the_model_is_told_and_says_so(kb, llm_server):
@@ -83,8 +86,8 @@ def test_pasted_screenshot_is_sent_as_an_image_and_its_text_joins_the_query(
 ):
     ingest_text(kb, "printer.md", MANUAL)
     ingest_text(kb, "other.md", "# Billing\n\nInvoices are emailed on the first of the month.")
-    shot = screenshot_prepare(data=factories.text_image(["PRINTER STATUS", "Error E-42"]))
-    events, reply = ask(kb, "What should I do about this?", screenshots=[shot])
+    shot = factories.text_image(["PRINTER STATUS", "Error E-42"])
+    events, reply = ask(kb, "What should I do about this?", images=[shot])
     assert "E-42" in reply.retrieval_query  # OCR text joined the retrieval query
     assert sources_of(events)[0]["document"] == "printer.md"
     (request,) = llm_server.chat_requests
@@ -114,8 +117,8 @@ def test_text_only_model_gets_ocr_text_instead_of_pixels(kb, ingest_text, llm_se
     ingest_text(
         kb, "dialog.png", factories.text_image(["Backup failed: disk quota exceeded (code Q-17)"])
     )
-    shot = screenshot_prepare(data=factories.text_image(["Sync stopped: token expired"]))
-    _events, reply = ask(kb, "What is wrong?", screenshots=[shot])
+    shot = factories.text_image(["Sync stopped: token expired"])
+    _events, reply = ask(kb, "What is wrong?", images=[shot])
     assert reply.status == "complete"
     (request,) = llm_server.chat_requests
     assert request.n_images == 0 and request.model == "ministral-8b-2410"
@@ -127,7 +130,9 @@ def test_follow_up_is_rewritten_before_retrieval_and_history_is_sent(kb, ingest_
     _, first = ask(kb, "How do I clear error E-42?")
     llm_server.reset()
     llm_server.script(Reply(text="Which port must be open on the firewall for the printer?"))
-    events, second = ask(kb, "and which port does it need?", conversation=first.conversation)
+    events, second = ask(
+        kb, "and which port does it need?", conversation_uid=str(first.conversation.uid)
+    )
     rewrite, answer = llm_server.chat_requests
     assert "Final message: and which port does it need?" in rewrite.body["messages"][-1]["content"]
     assert second.retrieval_query.startswith("Which port must be open")
@@ -143,7 +148,7 @@ def test_long_history_is_trimmed_to_fit_and_still_exact(kb, ingest_text, llm_ser
     settings.LLM_MODEL = "unknown-small-model"  # unknown ids get a 32K window
     settings.REWRITE_FOLLOWUPS = False
     ingest_text(kb, "printer.md", MANUAL)
-    conversation = Conversation.objects.create(kb=kb, title="long")
+    conversation = Conversation.objects.create(kb=kb, owner_key="cli", title="long")
     for n in range(60):
         Message.objects.create(
             conversation=conversation, role="user", content=f"q{n} " + "lorem " * 400
@@ -151,7 +156,7 @@ def test_long_history_is_trimmed_to_fit_and_still_exact(kb, ingest_text, llm_ser
         Message.objects.create(
             conversation=conversation, role="assistant", content=f"a{n} " + "ipsum " * 400
         )
-    _events, reply = ask(kb, "What does E-42 mean?", conversation=conversation)
+    _events, reply = ask(kb, "What does E-42 mean?", conversation_uid=str(conversation.uid))
     (request,) = llm_server.chat_requests
     assert reply.status == "complete"
     assert request.prompt_tokens + request.body["max_tokens"] <= 32_768
@@ -179,7 +184,7 @@ def test_reasoning_model_trace_is_separate_kept_and_sent_back(
     )
     assert reply.content == "Open cover B [1]." and reply.reasoning == "Source 1 mentions cover B."
     assert llm_server.chat_requests[0].body["temperature"] == 0.7
-    ask(kb, "And then?", conversation=reply.conversation)
+    ask(kb, "And then?", conversation_uid=str(reply.conversation.uid))
     assistant_turn = llm_server.chat_requests[1].body["messages"][2]
     assert assistant_turn["reasoning_content"] == "Source 1 mentions cover B."
 
@@ -245,7 +250,7 @@ def test_without_a_model_chat_answers_with_labelled_passages(kb, ingest_text, se
 def test_stopping_midway_saves_the_partial_answer_as_stopped(kb, ingest_text, llm_server):
     ingest_text(kb, "printer.md", MANUAL)
     llm_server.script(Reply(text="word " * 200, delay_per_token=0.01))
-    events = answer_stream(kb=kb, question="What does E-42 mean?", tools=chat_tools())
+    events = answer_stream(kb=kb, asker=Asker.for_cli(), question="What does E-42 mean?")
     for event in events:
         if event.kind == "delta":
             break
@@ -256,7 +261,7 @@ def test_stopping_midway_saves_the_partial_answer_as_stopped(kb, ingest_text, ll
 
 def test_bad_input_is_refused_before_streaming(kb):
     with pytest.raises(ChatInputError, match="type a question"):
-        answer_stream(kb=kb, question="   ", tools=chat_tools())
+        answer_stream(kb=kb, asker=Asker.for_cli(), question="   ")
     with pytest.raises(ChatInputError, match="not an image"):
         screenshot_prepare(data=b"not an image")
     with pytest.raises(ChatInputError, match="decompression bomb"):
@@ -271,3 +276,35 @@ def test_usage_and_reported_cost_are_stored(kb, ingest_text, llm_server):
     assert str(reply.cost) == "0.000420"
     done = events[-1].data
     assert done["cost"] == 0.00042 and done["completion_tokens"] == reply.completion_tokens > 0
+
+
+def test_the_question_path_with_small_fakes(kb):
+    """The whole path with a hashing embedder, an in-memory store and a scripted model:
+    fast, and it shows what answer_stream asks of each protocol."""
+    import io
+
+    from assistant.askers import Asker
+    from assistant.tools import ChatTools
+    from ingest.services import IngestTools, document_create, document_ingest
+    from ministral.tokens import get_counter
+    from tests.fakes import HashEmbedder, MemoryStore, ScriptedLLM
+
+    embedder, store, llm = HashEmbedder(), MemoryStore(), ScriptedLLM()
+    upload = document_create(
+        kb=kb, filename="printer.md", content=io.BytesIO(MANUAL.encode()), enqueue=False
+    )
+    tools = IngestTools(embedder=embedder, store=store, count_llm_tokens=get_counter().text)
+    assert (
+        document_ingest(document_id=upload.document.pk, owner="t:1:1", tools=tools).status
+        == "ready"
+    )
+    chat = ChatTools(embedder=embedder, store=store, counter=get_counter(), llm=llm)
+    events = list(
+        answer_stream(kb=kb, asker=Asker.for_cli(), question="What is error E-42?", tools=chat)
+    )
+    assert [e.kind for e in events][:1] == ["conversation"] and events[-1].data[
+        "status"
+    ] == "complete"
+    assert text_of(events) == "E-42 means the tray is empty [1]."
+    (request,) = llm.requests
+    assert "E-42" in request[-1].plain_text() and "paper tray is jammed" in request[-1].plain_text()

@@ -15,8 +15,19 @@ from standin import Reply
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+_OPEN: list[httpx.Client] = []  # closed when the test that opened them ends
+
+
+@pytest.fixture(autouse=True)
+def _close_sessions():
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def open_session(app) -> tuple[httpx.Client, str]:
     client = httpx.Client(base_url=app.url, timeout=30)
+    _OPEN.append(client)
     page = client.get("/")
     assert page.status_code == 200
     token = client.cookies["csrftoken"]
@@ -58,20 +69,20 @@ def test_sse_stream_events_and_sanitised_html(live_app, ingest_text):
     assert "&lt;script&gt;" in final_html
 
 
-def test_input_errors_are_refused_with_400(live_app):
+def test_input_errors_are_refused_with_422(live_app):
     kb = kb_update(kb=kb_get_or_create(name="Docs"), visibility="public")
     client, token = open_session(live_app)
     empty = client.post(
         "/chat/stream", data={"kb": kb.slug, "question": " "}, headers={"X-CSRFToken": token}
     )
-    assert empty.status_code == 400 and "type a question" in empty.json()["error"]
+    assert empty.status_code == 422 and "type a question" in empty.json()["error"]
     bad_image = client.post(
         "/chat/stream",
         data={"kb": kb.slug, "question": "what is this?"},
         files={"images": ("x.png", b"not really a png", "image/png")},
         headers={"X-CSRFToken": token},
     )
-    assert bad_image.status_code == 400 and "not an image" in bad_image.json()["error"]
+    assert bad_image.status_code == 422 and "not an image" in bad_image.json()["error"]
     no_csrf = httpx.post(f"{live_app.url}/chat/stream", data={"kb": kb.slug, "question": "hi"})
     assert no_csrf.status_code == 403
 

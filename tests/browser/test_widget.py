@@ -49,6 +49,7 @@ def host_site():
     yield serve
     for server in servers:
         server.shutdown()
+        server.server_close()
 
 
 def page_html(app_url: str, widget: Widget) -> str:

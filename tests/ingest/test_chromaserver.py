@@ -19,11 +19,11 @@ CLIENT = """
 import sys, time
 from pathlib import Path
 from ingest.chromaserver import ensure_local_server
-from ingest.store import VectorStore
+from ingest.store import ChromaStore
 import numpy as np
 data_dir = Path(sys.argv[1])
 url = ensure_local_server(data_dir)
-store = VectorStore(url=url)
+store = ChromaStore(url=url)
 n = int(sys.argv[2])
 store.upsert(collection="shared-test", ids=[f"p{n}-{i}" for i in range(50)],
              vectors=np.random.rand(50, 8).astype("float32"), metadatas=[{"doc": n, "gen": 1}] * 50)
@@ -81,9 +81,9 @@ def test_concurrent_processes_share_one_server_and_see_each_others_data(data_dir
     assert all(c.returncode == 0 for c in clients)
     assert len(urls) == 1  # every process talks to the same server...
     assert len(server_processes(data_dir)) == 1  # ...and only one server owns the path
-    from ingest.store import VectorStore
+    from ingest.store import ChromaStore
 
-    store = VectorStore(url=urls.pop())
+    store = ChromaStore(url=urls.pop())
     assert len(store.ids(collection="shared-test")) == 200  # no writes lost
 
 
@@ -98,9 +98,9 @@ def test_server_stops_after_its_last_user_and_data_survives(data_dir):
     assert not (data_dir / "run/chroma.json").exists()
     (again,) = run_clients(data_dir, 1, linger=0)  # starts a fresh server on the same path
     url = again.communicate(timeout=120)[0].strip()
-    from ingest.store import VectorStore
+    from ingest.store import ChromaStore
 
-    assert len(VectorStore(url=url).ids(collection="shared-test")) == 50
+    assert len(ChromaStore(url=url).ids(collection="shared-test")) == 50
 
 
 def test_a_killed_keeper_takes_its_server_down_and_a_new_one_starts(data_dir):
@@ -114,6 +114,7 @@ def test_a_killed_keeper_takes_its_server_down_and_a_new_one_starts(data_dir):
     assert second.communicate(timeout=120)[0].startswith("http://127.0.0.1:")
     assert len(server_processes(data_dir)) == 1
     client.kill()
+    client.communicate(timeout=30)
 
 
 def _zombie(pid: int) -> bool:

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from django.conf import settings
 
-from assistant.services import answer_stream, chat_tools
+from assistant.askers import Asker
+from assistant.services import answer_stream
 from ingest.models import Chunk, Document
 from ingest.services import document_create, kb_update
 from tests import factories
@@ -74,7 +75,7 @@ def test_chroma_restart_during_ingest_loses_nothing(worker_factory, kb, store, s
 def test_chroma_restart_during_chat(kb, ingest_text, llm_server, store):
     ingest_text(kb, "printer.md", "# Errors\n\nError E-42 means the paper tray is jammed.")
     kill_chroma()
-    events = list(answer_stream(kb=kb, question="What does E-42 mean?", tools=chat_tools()))
+    events = list(answer_stream(kb=kb, asker=Asker.for_cli(), question="What does E-42 mean?"))
     done = events[-1].data
     assert done["status"] == "complete"
     sources = next(e.data["sources"] for e in events if e.kind == "sources")

@@ -58,7 +58,8 @@ def test_markdown_becomes_searchable(kb, tools, store):
     assert chunk.token_count > 5  # Ministral tokens, used later for packing
     assert fts_hits(kb, "frobnicator") == {document.pk}
     assert_store_agrees(kb, store)
-    assert default_storage.open(document.file.name).read() == data  # the original is kept
+    with default_storage.open(document.file.name) as stored:
+        assert stored.read() == data  # the original is kept
 
 
 def test_same_bytes_twice_make_one_document(kb, tools):

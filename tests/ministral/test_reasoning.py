@@ -7,7 +7,7 @@ import random
 import pytest
 
 from ministral.prompt import Text, Thinking
-from ministral.reasoning import ThinkSplitter, reasoning_system_parts, split_think
+from ministral.reasoning import ThinkSplitter, reasoning_system_parts
 
 REPLY = "[THINK]The user asks about E-42; source [1] says it.[/THINK]\n\nE-42 means the tray is empty [1]."
 
@@ -19,6 +19,10 @@ def run(chunks: list[str]) -> tuple[str, str]:
         "".join(t for r, t in pieces if r),
         "".join(t for r, t in pieces if not r),
     )
+
+
+def split_think(text: str) -> tuple[str, str]:
+    return run([text])
 
 
 def test_every_two_way_split_keeps_the_trace_out_of_the_answer():

@@ -34,14 +34,27 @@ def server() -> Iterator[LLMServer]:
         yield srv
 
 
+_OPEN: list[Any] = []  # clients a test made, closed when it ends
+
+
+def sdk(**kwargs: Any) -> openai.OpenAI:
+    """An openai SDK client, closed at the end of the test that made it."""
+    client = openai.OpenAI(**kwargs)
+    _OPEN.append(client)
+    return client
+
+
 @pytest.fixture(autouse=True)
-def _fresh(server: LLMServer) -> None:
+def _fresh(server: LLMServer) -> Any:
     server.reset()
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
 
 
 @pytest.fixture
 def client(server: LLMServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=20)
+    return sdk(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=20)
 
 
 def ask(client: openai.OpenAI, messages: list[dict[str, Any]], **kw: Any) -> Any:
@@ -219,7 +232,7 @@ def test_429_carries_retry_after(server: LLMServer, client: openai.OpenAI, style
 
 
 def test_sdk_retries_honour_retry_after(server: LLMServer) -> None:
-    client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=2, timeout=10)
+    client = sdk(base_url=server.base_url, api_key="k", max_retries=2, timeout=10)
     server.script(Reply.error(429, retry_after=0.4))
     start = time.monotonic()
     resp = ask(client, rag_messages())
@@ -244,7 +257,7 @@ def test_server_errors(server: LLMServer, client: openai.OpenAI, status: int, ex
 
 
 def test_hang_longer_than_client_timeout(server: LLMServer) -> None:
-    client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0, timeout=0.5)
+    client = sdk(base_url=server.base_url, api_key="k", max_retries=0, timeout=0.5)
     server.script(Reply.hang(3))
     start = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
@@ -253,7 +266,7 @@ def test_hang_longer_than_client_timeout(server: LLMServer) -> None:
 
 
 def test_hang_mid_stream(server: LLMServer) -> None:
-    client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0, timeout=0.5)
+    client = sdk(base_url=server.base_url, api_key="k", max_retries=0, timeout=0.5)
     server.script(Reply.hang(3, mid_stream=True, after_tokens=2))
     got: list[str] = []
     with pytest.raises(openai.APITimeoutError):
@@ -264,7 +277,7 @@ def test_hang_mid_stream(server: LLMServer) -> None:
 
 def test_stop_does_not_wait_for_hanging_handlers() -> None:
     with LLMServer() as srv:
-        client = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0, timeout=0.3)
+        client = sdk(base_url=srv.base_url, api_key="k", max_retries=0, timeout=0.3)
         srv.script(Reply.hang(60))
         with pytest.raises(openai.APITimeoutError):
             ask(client, rag_messages())
@@ -425,10 +438,10 @@ def test_schema_and_mistral_common_validation(client: openai.OpenAI) -> None:
 
 def test_api_key_enforcement(server: LLMServer) -> None:
     server.config.api_key = "secret"
-    bad = openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0)
+    bad = sdk(base_url=server.base_url, api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         ask(bad, rag_messages())
-    good = openai.OpenAI(base_url=server.base_url, api_key="secret", max_retries=0)
+    good = sdk(base_url=server.base_url, api_key="secret", max_retries=0)
     assert ask(good, rag_messages()).choices[0].message.content
 
 
@@ -439,6 +452,7 @@ def test_api_key_enforcement(server: LLMServer) -> None:
 
 def test_control_api_over_http(server: LLMServer, client: openai.OpenAI) -> None:
     http = httpx.Client(base_url=server.url, timeout=10)
+    _OPEN.append(http)
     assert http.get("/_control/health").json() == {"ok": True}
     r = http.post("/_control/script", json={"replies": [{"text": "Scripted."}, "Plain."]})
     assert r.json() == {"pending": 2}
@@ -468,7 +482,7 @@ def test_control_api_over_http(server: LLMServer, client: openai.OpenAI) -> None
 
 def test_many_concurrent_streams(server: LLMServer) -> None:
     server.config.delay_per_token = 0.01
-    client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0, timeout=60)
+    client = sdk(base_url=server.base_url, api_key="k", max_retries=0, timeout=60)
     msgs = rag_messages()
     expected = "The pump must be primed with water before the first start [1]."
 
@@ -501,7 +515,7 @@ def test_runs_as_subprocess() -> None:
         port = int(proc.stdout.readline())
         base = f"http://127.0.0.1:{port}"
         httpx.post(base + "/_control/script", json=[{"text": "From the subprocess [1]."}])
-        client = openai.OpenAI(base_url=base + "/v1", api_key="k", max_retries=0, timeout=20)
+        client = sdk(base_url=base + "/v1", api_key="k", max_retries=0, timeout=20)
         text, chunks = stream_text(ask(client, rag_messages(), stream=True))
         assert text == "From the subprocess [1]."
         assert chunks[-1].usage.prompt_tokens == count_prompt_tokens(rag_messages())
@@ -511,3 +525,5 @@ def test_runs_as_subprocess() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0
+        proc.stdout.close()
+        proc.stderr.close()

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from ingest.management.database import database_prepare
 from ingest.models import KnowledgeBase
 
+FAILED = {"error", "stopped", "truncated"}
+
 
 class Command(BaseCommand):
     help = "Ask a knowledge base a question; prints the streamed answer, then its sources."
@@ -22,65 +24,59 @@ class Command(BaseCommand):
         parser.add_argument("--show-reasoning", action="store_true")
 
     def handle(self, *args, question: list[str], kb: str, image: list[Path], **options) -> None:
-        from assistant.models import Conversation
-        from assistant.services import ChatInputError, answer_stream, chat_tools, screenshot_prepare
+        from assistant.askers import Asker
+        from assistant.services import ChatInputError, answer_stream
 
         database_prepare(stdout=self.stdout)
         knowledge_base = KnowledgeBase.objects.filter(name__iexact=kb).first()
         if knowledge_base is None:
             names = ", ".join(KnowledgeBase.objects.values_list("name", flat=True)) or "none yet"
             raise CommandError(f"No knowledge base named {kb!r} (existing: {names}).")
-        conversation = None
-        if options["conversation"]:
-            conversation = Conversation.objects.filter(uid=options["conversation"]).first()
-            if conversation is None:
-                raise CommandError(f"No conversation {options['conversation']}.")
         try:
-            shots = [screenshot_prepare(data=path.read_bytes()) for path in image]
             events = answer_stream(
                 kb=knowledge_base,
+                asker=Asker.for_cli(),
                 question=" ".join(question),
-                tools=chat_tools(knowledge_base),
-                conversation=conversation,
-                screenshots=shots,
-                owner_key="cli",
+                images=[path.read_bytes() for path in image],
+                conversation_uid=options["conversation"],
             )
         except OSError as exc:
             raise CommandError(f"Cannot read image: {exc}") from exc
         except ChatInputError as exc:
             raise CommandError(str(exc)) from exc
+        if not self._show(events, reasoning=options["show_reasoning"]):
+            sys.exit(1)
 
-        out = self.stdout
+    def _show(self, events, *, reasoning: bool) -> bool:
+        """Print the answer as it streams, then its sources; False when it failed."""
+        out, failed, thinking = self.stdout, False, False
         sources: list[dict] = []
-        failed = False
-        thinking = False
+        conversation = ""
         for event in events:
+            data = event.data
             if event.kind == "delta":
-                if thinking:
-                    out.write("\n")
-                    thinking = False
-                out.write(event.data["text"], ending="")
+                out.write(("\n" if thinking else "") + data["text"], ending="")
                 out.flush()
-            elif event.kind == "reasoning" and options["show_reasoning"]:
+                thinking = False
+            elif event.kind == "reasoning" and reasoning:
                 thinking = True
-                self.stderr.write(event.data["text"], ending="")
+                self.stderr.write(data["text"], ending="")
+            elif event.kind == "status" and data.get("message"):
+                self.stderr.write(data["message"])
             elif event.kind == "sources":
-                sources = event.data["sources"]
-            elif event.kind == "status" and event.data.get("message"):
-                self.stderr.write(event.data["message"])
+                sources = data["sources"]
             elif event.kind == "error":
                 failed = True
-                self.stderr.write(f"\nError: {event.data['message']}")
+                self.stderr.write(f"\nError: {data['message']}")
             elif event.kind == "conversation":
-                conversation_id = event.data["id"]
+                conversation = data["id"]
             elif event.kind == "done":
-                failed = failed or event.data["status"] in {"error", "stopped", "truncated"}
+                failed = failed or data["status"] in FAILED
         out.write("\n")
         if sources:
             out.write("\nSources:")
             for source in sources:
                 pages = f", page {source['pages'][0]}" if source["pages"] else ""
                 out.write(f"  [{source['number']}] {source['document']}{pages}")
-        out.write(f"\nConversation: {conversation_id}")
-        if failed:
-            sys.exit(1)
+        out.write(f"\nConversation: {conversation}")
+        return not failed

@@ -42,7 +42,7 @@ class Command(BaseCommand):
     ):
         from assistant.evaluation import DatasetError, beir_load, evaluation_run
         from assistant.services import chat_tools
-        from ingest.tasks import ingest_tools
+        from ingest.services import ingest_tools
 
         if distractors is not None and not distractors.is_dir():
             raise CommandError(f"--distractors {distractors}: not a folder")

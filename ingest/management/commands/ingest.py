@@ -69,7 +69,7 @@ class Command(BaseCommand):
                 or document.status == DocumentStatus.PROCESSING
             ):
                 if tools is None:
-                    from ingest.tasks import ingest_tools
+                    from ingest.services import ingest_tools
 
                     bar.set_postfix_str("loading model")
                     tools = ingest_tools()

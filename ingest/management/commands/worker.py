@@ -28,8 +28,7 @@ class Command(BaseCommand):
     def handle(self, *args, interval: float, batch: bool, **options) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
 
-        from ingest.services import documents_recover, worker_identity
-        from ingest.tasks import ingest_tools
+        from ingest.services import documents_recover, ingest_tools, worker_identity
 
         database_prepare(stdout=self.stdout)
         logging.getLogger("docent").setLevel(settings.LOG_LEVEL)

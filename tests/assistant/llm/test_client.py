@@ -15,9 +15,9 @@ from PIL import Image as PILImage
 
 from assistant.llm import (
     Finished,
-    LLMClient,
     LLMConfig,
     LLMError,
+    OpenAIClient,
     ReasoningDelta,
     Sampling,
     StreamFailed,
@@ -29,7 +29,8 @@ from ministral.prompt import ChatMessage, Image, Text, Thinking
 from ministral.reasoning import reasoning_system_parts
 from ministral.tokens import count_messages
 from standin import FIXTURES, LLMServer, ModelInfo, Reply
-from standin.dialects import DIALECTS, sse_frames
+from standin.dialects import sse_frames
+from standin.providers import DIALECTS
 
 PROVIDER = {  # stand-in dialect -> how Docent names the provider
     "mistral": "mistral",
@@ -49,6 +50,21 @@ MODEL = {
 }
 
 
+_OPEN: list[Any] = []  # clients a test made, closed when it ends
+
+
+def keep(client: Any) -> Any:
+    _OPEN.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 @pytest.fixture(scope="module")
 def server():
     with LLMServer(api_key="sk-test") as running:
@@ -59,7 +75,7 @@ def server():
 def speak(server):
     """Make the stand-in speak `dialect`; returns a client configured for it."""
 
-    def use(dialect: str, **config: Any) -> LLMClient:
+    def use(dialect: str, **config: Any) -> OpenAIClient:
         server.reset()
         server.config.update({"dialect": dialect, **config})
         return client_for(server, dialect)
@@ -67,7 +83,7 @@ def speak(server):
     return use
 
 
-def client_for(server: LLMServer, dialect: str, **changes: Any) -> LLMClient:
+def client_for(server: LLMServer, dialect: str, **changes: Any) -> OpenAIClient:
     values: dict[str, Any] = {
         "provider": PROVIDER[dialect],
         "base_url": server.base_url,
@@ -76,7 +92,7 @@ def client_for(server: LLMServer, dialect: str, **changes: Any) -> LLMClient:
         "model": MODEL[dialect],
         "timeout_seconds": 10,
     }
-    return LLMClient(LLMConfig(**{**values, **changes}))
+    return keep(OpenAIClient(LLMConfig(**{**values, **changes})))
 
 
 def question(text: str = "What does E-42 mean?") -> list[ChatMessage]:
@@ -286,7 +302,7 @@ def test_mistral_refuses_what_other_servers_take(speak, server):
     speak("mistral")
     import openai
 
-    raw = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
+    raw = keep(openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0))
     with pytest.raises(openai.UnprocessableEntityError) as info:
         raw.chat.completions.create(
             model="ministral-8b-2512",
@@ -408,7 +424,7 @@ class Clock:
         self.now += seconds
 
 
-def patient_client(server: LLMServer, dialect: str, clock: Clock, **changes: Any) -> LLMClient:
+def patient_client(server: LLMServer, dialect: str, clock: Clock, **changes: Any) -> OpenAIClient:
     config = LLMConfig(
         provider=PROVIDER[dialect],
         base_url=server.base_url,
@@ -418,7 +434,7 @@ def patient_client(server: LLMServer, dialect: str, clock: Clock, **changes: Any
         timeout_seconds=10,
         **changes,
     )
-    return LLMClient(config, sleep=clock.sleep, clock=lambda: clock.now)
+    return keep(OpenAIClient(config, sleep=clock.sleep, clock=lambda: clock.now))
 
 
 def test_a_busy_model_says_how_long_it_waits(speak, server):
@@ -470,7 +486,7 @@ def test_a_rejected_key_names_the_setting_that_holds_it(speak, server, dialect, 
         model=MODEL[dialect],
     )
     with pytest.raises(LLMError) as info:
-        list(LLMClient(config).stream(messages=question()))
+        list(keep(OpenAIClient(config)).stream(messages=question()))
     assert info.value.code == "auth"
     assert re.fullmatch(rf".* rejected the API key in {setting} \(HTTP 401\)\.", str(info.value))
     assert "wrong" not in str(info.value)

@@ -4,8 +4,16 @@ import itertools
 
 import pytest
 
-from ingest.pipeline.chunk import chunk_pages
+from ingest.pipeline.chunk import Chunker
 from ingest.pipeline.types import PageText
+
+
+def chunk_pages(pages, *, count_tokens, max_tokens, overlap_tokens):
+    """Every page through one Chunker, as the worker feeds them."""
+    chunker = Chunker(
+        count_tokens=count_tokens, max_tokens=max_tokens, overlap_tokens=overlap_tokens
+    )
+    return [draft for page in pages for draft in chunker.feed(page)]
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline.sandbox import run_extraction
-from ingest.pipeline.types import IngestError, Limits
+from ingest.pipeline.sandbox import ExtractedPage, iter_extraction
+from ingest.pipeline.types import Extraction, ExtractionEnd, IngestError, Limits, Progress
 from tests import factories
 
 LIMITS = Limits(
@@ -21,10 +21,22 @@ LIMITS = Limits(
 
 
 def run(tmp_path: Path, data: bytes, kind: str, limits: Limits = LIMITS, name: str = "doc"):
+    """The whole extraction, gathered from the sandbox's stream, and its progress reports."""
     path = tmp_path / name
     path.write_bytes(data)
-    seen = []
-    result = run_extraction(path, kind=kind, filename=name, limits=limits, on_progress=seen.append)
+    seen, pages, images = [], [], []
+    for event in iter_extraction(path, kind=kind, filename=name, limits=limits):
+        if isinstance(event, Progress):
+            seen.append(event)
+        elif isinstance(event, ExtractedPage):
+            pages.append(event.page)
+            images.extend(event.images)
+        else:
+            assert isinstance(event, ExtractionEnd)
+            end = event
+    result = Extraction(
+        end.kind, end.page_count, tuple(pages), tuple(images), end.title, end.warnings
+    )
     return result, seen
 
 

@@ -1,0 +1,84 @@
+"""How each surface shows an answer: where its sources link to, and its rendered HTML.
+
+The question path stores and streams sources without URLs; each surface links them its
+own way when it shows them. The chat page and the widget also get the answer as
+sanitised HTML while it streams; the API and the command line get only the events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from django.urls import reverse
+
+from .events import ChatEvent
+from .rendering import render_answer
+
+HTML_EVERY_SECONDS = 0.15  # re-render the Markdown at most this often while streaming
+Link = Callable[[dict[str, Any]], str]
+
+
+def page_link(source: dict[str, Any]) -> str:
+    """The chat page's own document view, at the cited page."""
+    url = reverse("document-view", args=[source["document_id"]])
+    if source.get("pages"):
+        page = source["pages"][0]
+        url += f"?page={page}#page-{page}"
+    return url
+
+
+def linked(sources: Sequence[dict[str, Any]], link: Link) -> list[dict[str, Any]]:
+    return [{**source, "url": link(source)} for source in sources]
+
+
+def answer_html(text: str, sources: Sequence[dict[str, Any]], link: Link) -> str:
+    return render_answer(text, [link(s) for s in sources])
+
+
+def page_events(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
+    """The chat page: linked sources, the reasoning trace, HTML as the answer grows."""
+    return _with_html(_with_links(events, page_link))
+
+
+def widget_events(events: Iterator[ChatEvent], link: Link) -> Iterator[ChatEvent]:
+    """A widget visitor: like the page, but a reasoning trace is never shown to visitors."""
+    visible = (event for event in events if event.kind != "reasoning")
+    return _with_html(_with_links(visible, link))
+
+
+def api_events(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
+    """API clients: linked sources, no HTML."""
+    return _with_links(events, page_link)
+
+
+def _with_links(events: Iterator[ChatEvent], link: Link) -> Iterator[ChatEvent]:
+    for event in events:
+        if event.kind == "sources":
+            event = ChatEvent(
+                "sources", {**event.data, "sources": linked(event.data["sources"], link)}
+            )
+        yield event
+
+
+def _with_html(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
+    """Adds ``html`` events: the whole answer so far, rendered, at most every 150 ms."""
+    text: list[str] = []
+    urls: list[str] = []
+    last_render = 0.0
+    dirty = False
+    for event in events:
+        if event.kind == "sources":
+            urls = [s["url"] for s in event.data["sources"]]
+        if event.kind == "delta":
+            text.append(event.data["text"])
+            dirty = True
+        if event.kind in {"done", "error"} and dirty:
+            yield ChatEvent("html", {"html": render_answer("".join(text), urls)})
+            dirty = False
+        yield event
+        now = time.monotonic()
+        if dirty and now - last_render >= HTML_EVERY_SECONDS:
+            yield ChatEvent("html", {"html": render_answer("".join(text), urls)})
+            last_render, dirty = now, False

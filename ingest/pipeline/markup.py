@@ -1,0 +1,134 @@
+"""Word, HTML, Markdown and plain text -> one page of text, headings kept as Markdown.
+
+Runs inside the extraction sandbox, like extract.py.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Callable
+
+from .detect import decode_text
+from .types import Extraction, IngestError, Limits, PageText, Progress
+
+ProgressFn = Callable[[Progress], None]
+
+
+def extract_docx(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:
+    _check_zip_bomb(data, limits)
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    on_progress(Progress("extracting", 0, 1))
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:
+        raise IngestError(f"The Word document is damaged and could not be read ({exc}).") from exc
+    blocks: list[str] = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            text = item.text.strip()
+            if not text:
+                continue
+            style = (item.style.name if item.style is not None else "") or ""
+            level = _heading_level(style)
+            if level:
+                blocks.append("#" * level + " " + text)
+            elif style.lower().startswith("list"):
+                blocks.append("- " + text)
+            else:
+                blocks.append(text)
+        elif isinstance(item, Table):
+            for row in item.rows:
+                cells = [c.text.strip() for c in row.cells]
+                if any(cells):
+                    blocks.append(" | ".join(dict.fromkeys(cells)))
+    title = (document.core_properties.title or "").strip()
+    on_progress(Progress("extracting", 1, 1))
+    return Extraction(kind, None, (PageText(None, clean_text("\n\n".join(blocks))),), title=title)
+
+
+def _heading_level(style: str) -> int:
+    if style == "Title":
+        return 1
+    match = re.match(r"Heading (\d)", style)
+    return min(int(match.group(1)), 6) if match else 0
+
+
+def _check_zip_bomb(data: bytes, limits: Limits) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise IngestError(f"The Word document is damaged ({exc}).") from exc
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_docx_uncompressed_bytes:
+        raise IngestError(
+            f"The Word document expands to {total:,} bytes, over the "
+            f"{limits.max_docx_uncompressed_bytes:,}-byte limit (a possible zip bomb)."
+        )
+    for info in infos:
+        if info.file_size > 10_000_000 and info.file_size > 200 * max(info.compress_size, 1):
+            raise IngestError(
+                f"The Word document contains {info.filename!r}, compressed "
+                f"{info.file_size // max(info.compress_size, 1)}:1 (a likely zip bomb)."
+            )
+
+
+_DROP_TAGS = ["script", "style", "noscript", "template", "svg", "iframe", "nav", "footer"]
+_BLOCK_TAGS = {"p", "li", "pre", "blockquote", "dt", "dd", "tr", "caption", "figcaption"}
+
+
+def extract_html(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:
+    from bs4 import BeautifulSoup
+
+    on_progress(Progress("extracting", 0, 1))
+    soup = BeautifulSoup(decode_text(data), "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    root = soup.body or soup
+    blocks: list[str] = []
+    for element in root.find_all(["h1", "h2", "h3", "h4", "h5", "h6", *_BLOCK_TAGS]):
+        if element.find_parent(list(_BLOCK_TAGS)) is not None and element.name != "tr":
+            continue  # nested inside a block we already take whole
+        if element.name == "pre":
+            text = element.get_text()
+        elif element.name == "tr":
+            cells = element.find_all(["td", "th"])
+            text = " | ".join(re.sub(r"\s+", " ", c.get_text()).strip() for c in cells)
+        else:
+            text = re.sub(r"\s+", " ", element.get_text()).strip()
+        if not text.strip():
+            continue
+        if element.name[0] == "h" and element.name[1:].isdigit():
+            blocks.append("#" * int(element.name[1]) + " " + text)
+        elif element.name == "li":
+            blocks.append("- " + text)
+        else:
+            blocks.append(text)
+    if not blocks:
+        blocks = [root.get_text("\n", strip=True)]
+    on_progress(Progress("extracting", 1, 1))
+    return Extraction(kind, None, (PageText(None, clean_text("\n\n".join(blocks))),), title=title)
+
+
+def extract_plain(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:
+    on_progress(Progress("extracting", 0, 1))
+    text = decode_text(data)
+    if kind == "markdown":
+        text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)  # YAML front matter
+        text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    on_progress(Progress("extracting", 1, 1))
+    return Extraction(kind, None, (PageText(None, clean_text(text)),))
+
+
+def clean_text(text: str) -> str:
+    """Normalise whitespace the way every later stage expects: LF newlines, no NULs."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = re.sub(r"[ \t\f\v\u00a0]+\n", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
