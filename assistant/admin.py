@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.template.response import TemplateResponse
 
 from assistant.keys import api_key_create
-from assistant.models import ApiKey, Conversation, Feedback, Message, Widget, WidgetUsage
+from assistant.models import ApiKey, Conversation, Feedback, Message, Usage, Widget
 
 
 class MessageInline(admin.TabularInline):
@@ -103,14 +104,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
         )
         obj.pk, obj.prefix, obj.hashed = key.pk, key.prefix, key.hashed
         obj._state.adding = False
-        messages.warning(
-            request,
-            f"The new key is {token} — copy it now: it is stored hashed and cannot be shown again.",
-        )
+        obj.plaintext = token  # shown once by response_add, never stored or put in a cookie
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The new key on this response's page only: not in a redirect, a message or a cookie."""
+        context = {**self.admin_site.each_context(request), "key": obj, "token": obj.plaintext}
+        context["opts"] = self.model._meta
+        response = TemplateResponse(request, "admin/assistant/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     def save_related(self, request, form, formsets, change) -> None:
         if change:
             super().save_related(request, form, formsets, change)
+
+
+WIDGET_EXPOSES = (
+    "What a widget exposes: anyone on the Internet can ask this knowledge base questions "
+    "through it, even members-only ones (the allowed sites below bind browsers; other "
+    "programs can claim any site), up to the daily quotas. Answers quote the knowledge "
+    "base, and each citation opens, for an hour, only the pages it cites. Nothing else of "
+    "the knowledge base is reachable through the widget."
+)
 
 
 @admin.register(Widget)
@@ -119,7 +134,13 @@ class WidgetAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "kb"]
     readonly_fields = ["public_id", "embed_snippet", "created_at"]
     fieldsets = [
-        (None, {"fields": ["name", "kb", "enabled", "public_id", "embed_snippet"]}),
+        (
+            None,
+            {
+                "fields": ["name", "kb", "enabled", "public_id", "embed_snippet"],
+                "description": WIDGET_EXPOSES,
+            },
+        ),
         ("Where it may appear", {"fields": ["allowed_origins"]}),
         ("Look", {"fields": ["title", "greeting", "starter_questions", "color", "position"]}),
         (
@@ -152,11 +173,12 @@ class WidgetAdmin(admin.ModelAdmin):
         return super().get_readonly_fields(request, obj)
 
 
-@admin.register(WidgetUsage)
-class WidgetUsageAdmin(admin.ModelAdmin):
-    list_display = ["widget", "day", "key", "count"]
-    list_filter = ["widget", "day"]
-    readonly_fields = ["widget", "day", "key", "count"]
+@admin.register(Usage)
+class UsageAdmin(admin.ModelAdmin):
+    list_display = ["scope", "key", "window_start", "count"]
+    list_filter = ["scope"]
+    search_fields = ["key"]
+    readonly_fields = ["scope", "key", "window_start", "count"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -150,7 +150,10 @@ def chat(request, slug: str, payload: ChatIn):
             conversation_uid=str(payload.conversation) if payload.conversation else None,
         )
     except ChatInputError as exc:
-        raise HttpError(exc.status, str(exc)) from exc
+        response = api.create_response(request, {"detail": str(exc)}, status=exc.status)
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if payload.stream:
         return sse_response(request, api_events(events))
     answer = answer_collect(api_events(events))

@@ -7,7 +7,11 @@ import threading
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
-application = get_asgi_application()
+_django = get_asgi_application()
+
+from assistant.bodylimit import BodyLimit  # noqa: E402 - needs the settings configured
+
+application = BodyLimit(_django)
 
 
 def _say_which_model() -> None:

@@ -18,6 +18,10 @@ def feedback_record(
     feedback, _ = Feedback.objects.update_or_create(
         message=message,
         owner_key=asker.owner_key,
-        defaults={"rating": int(rating), "comment": comment.strip()[:2000], "user": asker.user},
+        defaults={
+            "rating": int(rating),
+            "comment": comment.replace("\x00", "").strip()[:2000],
+            "user": asker.user,
+        },
     )
     return feedback

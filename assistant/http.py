@@ -7,7 +7,9 @@ import binascii
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
+from django.core.files.uploadedfile import UploadedFile
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 
@@ -47,27 +49,68 @@ def error_response(message: str, status: int, *, retry_after: int | None = None)
 
 
 def chat_input_response(exc: ChatInputError) -> JsonResponse:
-    return error_response(str(exc), exc.status)
+    return error_response(str(exc), exc.status, retry_after=exc.retry_after)
 
 
-def decode_data_url(value: object) -> bytes:
-    """Bytes of a base64 image, given bare or as a ``data:`` URL; ChatInputError otherwise."""
-    if not isinstance(value, str):
-        raise ChatInputError("Images must be sent as base64 data URLs.")
-    payload = value.partition(",")[2] if value.startswith("data:") else value
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ChatInputError("Images must be sent as base64 data URLs.") from exc
+@dataclass(frozen=True)
+class Base64Image:
+    """A base64 image from a JSON body (bare or a ``data:`` URL), decoded only when read."""
+
+    text: str
+
+    @property
+    def payload(self) -> str:
+        return self.text.partition(",")[2] if self.text.startswith("data:") else self.text
+
+    @property
+    def size(self) -> int:
+        """Bytes it decodes to, from its length alone."""
+        payload = self.payload.rstrip("=")
+        return len(payload) * 3 // 4
+
+    def read(self) -> bytes:
+        try:
+            return base64.b64decode(self.payload, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ChatInputError("Images must be sent as base64 data URLs.") from exc
 
 
-def decode_images(value: object) -> list[bytes]:
-    """A JSON list of base64 images (bare or data: URLs) as bytes."""
+@dataclass(frozen=True)
+class UploadedImage:
+    """A screenshot sent as a multipart file (already spooled to disk by Django)."""
+
+    file: UploadedFile
+
+    @property
+    def size(self) -> int:
+        return self.file.size or 0
+
+    def read(self) -> bytes:
+        return self.file.read()
+
+
+def decode_images(value: object) -> list[Base64Image]:
+    """A JSON list of base64 images (bare or data: URLs), not decoded yet."""
     if value is None:
         return []
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ChatInputError("images must be a list of base64 data URLs.")
-    return [decode_data_url(item) for item in value]
+    return [Base64Image(item) for item in value]
+
+
+def json_object(body: bytes) -> dict:
+    """A request body that must be a JSON object; ChatInputError(400) otherwise.
+
+    Nesting deep enough to exhaust the parser's recursion is refused like any other
+    malformed body, not answered with a server error.
+    """
+    try:
+        parsed = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ChatInputError("Malformed request: send a JSON object.", status=400)
+    return parsed
 
 
 def uuid_or_none(value: object) -> str | None:

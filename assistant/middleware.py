@@ -48,3 +48,27 @@ class DatabaseBusyMiddleware:
             response["Retry-After"] = "2"
             return response
         return None
+
+
+class NulRefusedMiddleware:
+    """A NUL character in the path, the query or a form field is a 400.
+
+    PostgreSQL can't store or even compare text holding NUL, so it would otherwise
+    surface as a server error wherever such a value reaches a query.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.http import JsonResponse
+
+        fields = [request.path, *request.GET.values()]
+        if request.method == "POST" and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            fields += request.POST.values()
+        if any("\x00" in value for value in fields):
+            return JsonResponse({"error": "Requests may not contain NUL characters."}, status=400)
+        return self.get_response(request)

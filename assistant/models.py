@@ -180,20 +180,21 @@ class Widget(models.Model):
         return [line.strip() for line in self.starter_questions.splitlines() if line.strip()][:6]
 
 
-class WidgetUsage(models.Model):
-    """Questions asked through a widget per day, per visitor or per IP address (for quotas)."""
+class Usage(models.Model):
+    """Uses counted per scope, key and fixed time window (questions, sign-in failures)."""
 
-    widget = models.ForeignKey(Widget, on_delete=models.CASCADE, related_name="usage")
-    day = models.DateField()
-    key = models.CharField(max_length=80, help_text="visitor:<id> or ip:<address>")
+    scope = models.CharField(max_length=40, help_text="widget:<id>, chat or login")
+    key = models.CharField(max_length=200, help_text="e.g. visitor:<id>, ip:<address>")
+    window_start = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["widget", "day", "key"], name="widget_usage_once_per_day"
+                fields=["scope", "key", "window_start"], name="usage_once_per_window"
             )
         ]
+        indexes = [models.Index(fields=["window_start"], name="assistant_u_window__idx")]
 
     def __str__(self) -> str:
-        return f"{self.widget} {self.day} {self.key}: {self.count}"
+        return f"{self.scope} {self.key} {self.window_start:%Y-%m-%d %H:%M}: {self.count}"

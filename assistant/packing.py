@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -223,8 +224,29 @@ def _question_text(question: str, images: Sequence[ImageInput], vision: bool) ->
     return "\n".join(lines)
 
 
-# A model reads `</SOURCE>` or `< /source >` as a closing tag just as it reads `</source>`.
-_SOURCE_TAG = re.compile(r"<(\s*/?\s*sources?\b)", re.IGNORECASE)
+# A model reads `</SOURCE>`, `< /source >`, `＜/source＞` (fullwidth) or `<\u200b/source>`
+# (a zero-width character inside) as a closing tag just as it reads `</source>`.
+_SOURCE_TAG = re.compile(r"<\s*/?\s*sources?\b", re.IGNORECASE)
+
+
+def neutralise_tags(text: str) -> str:
+    """`text` with every "<" that would open or close a source tag written as "&lt;".
+
+    The match runs on a copy normalised the way a reader sees it (NFKC, invisible format
+    characters removed); the text itself is kept as it was, except for those "<".
+    """
+    seen: list[str] = []
+    origin: list[int] = []  # index in `text` of each character in `seen`
+    for index, char in enumerate(text):
+        if unicodedata.category(char) == "Cf":
+            continue
+        for normal in unicodedata.normalize("NFKC", char):
+            seen.append(normal)
+            origin.append(index)
+    starts = {origin[m.start()] for m in _SOURCE_TAG.finditer("".join(seen))}
+    if not starts:
+        return text
+    return "".join("&lt;" if i in starts else char for i, char in enumerate(text))
 
 
 def format_source(number: int, passage: Passage, image_number: int | None = None) -> str:
@@ -237,7 +259,7 @@ def format_source(number: int, passage: Passage, image_number: int | None = None
         attrs += f' section="{_attr(passage.heading)}"'
     if image_number is not None:
         attrs += f' image="{image_number}"'
-    body = _SOURCE_TAG.sub(r"&lt;\1", passage.text)
+    body = neutralise_tags(passage.text)
     return f"<source {attrs}>\n{body.strip()}\n</source>"
 
 

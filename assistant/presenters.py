@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
 
 from .events import ChatEvent
@@ -34,7 +35,11 @@ def linked(sources: Sequence[dict[str, Any]], link: Link) -> list[dict[str, Any]
 
 
 def answer_html(text: str, sources: Sequence[dict[str, Any]], link: Link) -> str:
-    return render_answer(text, [link(s) for s in sources])
+    return _render(text, [link(s) for s in sources])
+
+
+def _render(text: str, urls: Sequence[str]) -> str:
+    return render_answer(text, urls, outside_links=settings.ANSWER_LINKS == "all")
 
 
 def page_events(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
@@ -42,10 +47,31 @@ def page_events(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
     return _with_html(_with_links(events, page_link))
 
 
+VISITOR_ERROR = "Sorry, the assistant could not answer just now. Please try again later."
+VISITOR_BUSY = "The assistant is busy right now. Please try again in a minute."
+
+
+def visitor_error(code: str | None) -> str:
+    """What an anonymous widget visitor is told about a failure: no provider's detail
+    (it can name hosts, keys' owners or quotas). Staff read the detail in the admin."""
+    return VISITOR_BUSY if code == "rate_limited" else VISITOR_ERROR
+
+
 def widget_events(events: Iterator[ChatEvent], link: Link) -> Iterator[ChatEvent]:
-    """A widget visitor: like the page, but a reasoning trace is never shown to visitors."""
-    visible = (event for event in events if event.kind != "reasoning")
+    """A widget visitor: like the page, without a reasoning trace or a failure's detail."""
+    visible = (_for_visitor(event) for event in events if event.kind != "reasoning")
     return _with_html(_with_links(visible, link))
+
+
+def _for_visitor(event: ChatEvent) -> ChatEvent:
+    if event.kind == "error":
+        return ChatEvent("error", {**event.data, "message": visitor_error(event.data.get("code"))})
+    if event.kind == "status" and "message" in event.data:  # retries: provider detail
+        return ChatEvent("status", {**event.data, "message": VISITOR_BUSY})
+    if event.kind == "done":  # what an answer cost is the site owner's business
+        hidden = ("prompt_tokens", "completion_tokens", "cost")
+        return ChatEvent("done", {k: v for k, v in event.data.items() if k not in hidden})
+    return event
 
 
 def api_events(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
@@ -75,10 +101,10 @@ def _with_html(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
             text.append(event.data["text"])
             dirty = True
         if event.kind in {"done", "error"} and dirty:
-            yield ChatEvent("html", {"html": render_answer("".join(text), urls)})
+            yield ChatEvent("html", {"html": _render("".join(text), urls)})
             dirty = False
         yield event
         now = time.monotonic()
         if dirty and now - last_render >= HTML_EVERY_SECONDS:
-            yield ChatEvent("html", {"html": render_answer("".join(text), urls)})
+            yield ChatEvent("html", {"html": _render("".join(text), urls)})
             last_render, dirty = now, False

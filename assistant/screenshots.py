@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 
 from ingest.models import Asset
+from ministral.limits import MAX_IMAGES
 from ministral.prompt import Image
 
 from .packing import ImageInput
@@ -25,16 +28,65 @@ class ChatInputError(ValueError):
 
     status = 422
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         if status is not None:
             self.status = status
+        self.retry_after = retry_after  # seconds, for a 429
 
 
 class ConversationNotFound(ChatInputError):
     """No conversation with that id belongs to this asker in this knowledge base."""
 
     status = 404
+
+
+class Attachment(Protocol):
+    """An attached image not read yet: its size is known before its bytes are touched."""
+
+    @property
+    def size(self) -> int:
+        """The size the sender declared, in bytes (checked before anything is read)."""
+        ...
+
+    def read(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class AttachedBytes:
+    """An attachment already in memory (the command line reads a file)."""
+
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def read(self) -> bytes:
+        return self.data
+
+
+def attachments_check(*, attachments: Sequence[Attachment], allowed: bool) -> None:
+    """The count and the declared sizes, before any attachment is read."""
+    if attachments and not allowed:
+        raise ChatInputError("Screenshots are not accepted here.")
+    if len(attachments) > MAX_IMAGES:
+        raise ChatInputError(f"Attach at most {MAX_IMAGES} screenshots.")
+    for attachment in attachments:
+        _size_check(attachment.size)
+
+
+def _size_check(size: int) -> None:
+    if not size:
+        raise ChatInputError("The attached image is empty.")
+    if size > settings.MAX_CHAT_IMAGE_BYTES:
+        raise ChatInputError(
+            f"The attached image is {size:,} bytes; the limit is "
+            f"{settings.MAX_CHAT_IMAGE_BYTES:,} (MAX_CHAT_IMAGE_BYTES).",
+            status=413,
+        )
 
 
 @dataclass(frozen=True)
@@ -49,16 +101,11 @@ def screenshot_prepare(*, data: bytes) -> Screenshot:
 
     from ingest.pipeline.images import ImageTooLarge, normalise_for_model, open_image
 
-    if not data:
-        raise ChatInputError("The attached image is empty.")
-    if len(data) > settings.MAX_CHAT_IMAGE_BYTES:
-        raise ChatInputError(
-            f"The attached image is {len(data):,} bytes; the limit is "
-            f"{settings.MAX_CHAT_IMAGE_BYTES:,}.",
-            status=413,
-        )
+    _size_check(len(data))
     try:
-        pil = open_image(data, max_pixels=settings.MAX_IMAGE_PIXELS)
+        pil = open_image(
+            data, max_pixels=settings.MAX_CHAT_IMAGE_PIXELS, setting="MAX_CHAT_IMAGE_PIXELS"
+        )
     except ImageTooLarge as exc:
         raise ChatInputError(str(exc)) from exc
     except (OSError, ValueError, PILImage.DecompressionBombError) as exc:

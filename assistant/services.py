@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from ingest.models import KnowledgeBase
 from ingest.store import StoreUnavailable
-from ministral.limits import MAX_IMAGES
 from ministral.registry import ModelInfo
 
 from .askers import Asker
@@ -42,10 +41,13 @@ from .llm import (
 from .models import Conversation, Message
 from .packing import PackedRequest, PackedSource, PackingError, Turn
 from .prompts import retrieval_only_answer
+from .quotas import QuotaExceeded, quota_consume
 from .screenshots import (
+    Attachment,
     ChatInputError,
     ConversationNotFound,
     Screenshot,
+    attachments_check,
     screenshot_prepare,
     screenshot_read,
 )
@@ -72,35 +74,51 @@ def answer_stream(
     kb: KnowledgeBase,
     asker: Asker,
     question: str,
-    images: Sequence[bytes] = (),
+    images: Sequence[Attachment] = (),
     conversation_uid: str | None = None,
     tools: ChatTools | None = None,
 ) -> Iterator[ChatEvent]:
     """Answer one question as a stream of events; the answer is saved whatever happens.
 
-    `images` are the attached screenshots as uploaded (bytes). `conversation_uid`
-    continues one of the asker's own conversations in `kb`. Input problems raise
-    ChatInputError (with the HTTP status every surface answers) before any event;
-    everything after that is reported as events.
+    `images` are the attached screenshots, not read yet. `conversation_uid` continues
+    one of the asker's own conversations in `kb`. Input problems raise ChatInputError
+    (with the HTTP status every surface answers) before any event; everything after
+    that is reported as events.
+
+    The checks run cheapest first, so that a caller over quota or over a limit costs
+    almost nothing: the text and the conversation's owner, the quota, the number and
+    declared sizes of the images, then reading them, then decoding them with a pixel
+    limit.
     """
-    question = question.strip()
+    question = question.replace("\x00", "").strip()  # NUL: PostgreSQL can't store it
     limit = asker.max_question_chars or settings.MAX_QUESTION_CHARS
     if not question:
         raise ChatInputError("Please type a question.")
     if len(question) > limit:
         raise ChatInputError(f"Please keep questions under {limit:,} characters.")
-    if images and not asker.screenshots:
-        raise ChatInputError("Screenshots are not accepted here.")
-    if len(images) > MAX_IMAGES:
-        raise ChatInputError(f"Attach at most {MAX_IMAGES} screenshots.")
     conversation = None
-    if conversation_uid:
+    if conversation_uid:  # whose it is: part of who may ask, so before the quota
         conversation = _owned_conversation(asker, kb, conversation_uid)
         if conversation is None:
             raise ConversationNotFound("That conversation does not exist.")
-    screenshots = [screenshot_prepare(data=data) for data in images]
+    _quota_consume(asker)
+    attachments_check(attachments=images, allowed=asker.screenshots)
+    screenshots = [screenshot_prepare(data=image.read()) for image in images]
     tools = tools or chat_tools(kb)
     return _answer_events(kb, question, tools, conversation, screenshots, asker)
+
+
+def _quota_consume(asker: Asker) -> None:
+    if not asker.quota_scope:
+        return
+    try:
+        quota_consume(
+            scope=asker.quota_scope,
+            limits=asker.quota,
+            message="You have reached today's limit of questions. Please come back tomorrow.",
+        )
+    except QuotaExceeded as exc:
+        raise ChatInputError(str(exc), status=429, retry_after=exc.retry_after) from exc
 
 
 def _owned_conversation(asker: Asker, kb: KnowledgeBase, uid: str) -> Conversation | None:

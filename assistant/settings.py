@@ -7,6 +7,8 @@ with ImproperlyConfigured instead of surfacing later as a confusing failure.
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -69,8 +71,13 @@ for _name, _value in {
 
 
 # --- Paths --------------------------------------------------------------------------------
+# Everything Docent writes (the SQLite database, uploads, vectors, logs) is for its own
+# user only: files 0600, folders 0700, in this process and every child it starts.
+os.umask(0o077)
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DATA_DIR = Path(_get("str", "DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 # Uploaded files: a folder (shared between machines when several run), or S3 below.
 MEDIA_ROOT = Path(_get("str", "MEDIA_DIR", str(DATA_DIR / "files"))).expanduser().resolve()
 MEDIA_URL = "/media/"
@@ -79,9 +86,22 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 
-def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once per DATA_DIR and kept there."""
+_PLACEHOLDER_KEYS = {"change-me-to-a-long-random-string", "changeme", "secret", "..."}
+
+
+def _secret_key(debug: bool) -> str:
+    """SECRET_KEY from the environment, else one generated once per DATA_DIR and kept there.
+
+    With DEBUG off, a known placeholder or a key under 50 characters stops start-up:
+    whoever knows the key can forge sessions, widget tokens and citation links.
+    """
     if key := os.environ.get("SECRET_KEY"):
+        if not debug and (key in _PLACEHOLDER_KEYS or key.startswith("change-me") or len(key) < 50):
+            raise ImproperlyConfigured(
+                "SECRET_KEY is a placeholder or shorter than 50 characters. Generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))', or leave it "
+                "unset on a single machine to have one generated in DATA_DIR."
+            )
         return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
@@ -93,7 +113,7 @@ def _secret_key() -> str:
 
 # --- Core Django --------------------------------------------------------------------------
 DEBUG = _get("bool", "DEBUG", False)
-SECRET_KEY = _secret_key()
+SECRET_KEY = _secret_key(DEBUG)
 ALLOWED_HOSTS = _get("list", "ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = _get("list", "CSRF_TRUSTED_ORIGINS", [])
 
@@ -122,6 +142,7 @@ MIDDLEWARE = [
     "assistant.middleware.WidgetCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "assistant.middleware.NulRefusedMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -223,6 +244,16 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+AUTHENTICATION_BACKENDS = ["assistant.signin.ThrottledModelBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
+]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -244,10 +275,12 @@ LOGGING = {
 DOCENT_HOST = _get("str", "DOCENT_HOST", "127.0.0.1")
 DOCENT_PORT = _get("int", "DOCENT_PORT", 8000, minimum=1)
 CHROMA_URL = _get("str", "CHROMA_URL", "")
+# Sent as X-Chroma-Token to CHROMA_URL: Chroma 1.x has no authentication of its own, so a
+# shared server sits behind a proxy that checks this (deploy/README.md shows nginx).
+CHROMA_TOKEN = _get("str", "CHROMA_TOKEN", "")
 EMBEDDING_MODEL_PATH = _get("str", "EMBEDDING_MODEL_PATH", "")
 EMBED_BATCH_SIZE = _get("int", "EMBED_BATCH_SIZE", 32, minimum=1)
 MAX_UPLOAD_BYTES = _get("int", "MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 MAX_PDF_PAGES = _get("int", "MAX_PDF_PAGES", 2000, minimum=1)
 MAX_IMAGE_PIXELS = _get("int", "MAX_IMAGE_PIXELS", 64_000_000, minimum=1)
@@ -307,11 +340,50 @@ RETRIEVAL_LEXICAL_WEIGHT = _get("float", "RETRIEVAL_LEXICAL_WEIGHT", 0.15, minim
 RETRIEVAL_LEXICAL_MAX_POSTINGS = _get("int", "RETRIEVAL_LEXICAL_MAX_POSTINGS", 10_000, minimum=0)
 MAX_QUESTION_CHARS = _get("int", "MAX_QUESTION_CHARS", 8000, minimum=10)
 MAX_CHAT_IMAGE_BYTES = _get("int", "MAX_CHAT_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Width x height of a pasted screenshot, checked from its header before it is decoded.
+MAX_CHAT_IMAGE_PIXELS = _get("int", "MAX_CHAT_IMAGE_PIXELS", 4096 * 4096, minimum=1)
+# A request's whole body (bytes), refused before it is read; uploads have MAX_UPLOAD_BYTES.
+MAX_REQUEST_BYTES = _get("int", "MAX_REQUEST_BYTES", 25 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES  # the same limit under WSGI (runserver, tests)
+# Questions per day (UTC) on the chat page and the API; 0 turns a limit off.
+CHAT_QUOTA_PER_SESSION = _get("int", "CHAT_QUOTA_PER_SESSION", 100, minimum=0)
+CHAT_QUOTA_PER_IP = _get("int", "CHAT_QUOTA_PER_IP", 300, minimum=0)
+CHAT_QUOTA_PER_ACCOUNT = _get("int", "CHAT_QUOTA_PER_ACCOUNT", 2000, minimum=0)
+# redis://host:6379/0: question quotas counted in Redis (pip install ".[redis]"); unset:
+# in the database. Either way every web process shares them.
+QUOTA_REDIS_URL = _get("str", "QUOTA_REDIS_URL", "")
+if QUOTA_REDIS_URL and importlib.util.find_spec("redis") is None:
+    raise ImproperlyConfigured('QUOTA_REDIS_URL needs the redis package: pip install ".[redis]"')
+if QUOTA_REDIS_URL and not QUOTA_REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"QUOTA_REDIS_URL must start with redis://, rediss:// or unix://, got {QUOTA_REDIS_URL!r}"
+    )
+# Links in answers: "all" (outside links marked as such) or "documents" (only citations).
+ANSWER_LINKS = _get("str", "ANSWER_LINKS", "all", choices=("all", "documents"))
 REWRITE_FOLLOWUPS = _get("bool", "REWRITE_FOLLOWUPS", True)
 
 # --- Embeddable widget ---------------------------------------------------------------------
 WIDGET_SESSION_SECONDS = _get("int", "WIDGET_SESSION_SECONDS", 3600, minimum=60)
+# How long a citation link from the widget opens its document (seconds).
+WIDGET_CITATION_SECONDS = _get("int", "WIDGET_CITATION_SECONDS", 3600, minimum=60)
+# New visitor ids one IP address may get per widget per day; past it they share one.
+WIDGET_VISITORS_PER_IP = _get("int", "WIDGET_VISITORS_PER_IP", 20, minimum=1)
+# Off: the address comes from the server (uvicorn --proxy-headers resolves proxies).
 TRUST_X_FORWARDED_FOR = _get("bool", "TRUST_X_FORWARDED_FOR", False)
+FORWARDED_ALLOW_IPS = _get("list", "FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"])
+for _proxy in FORWARDED_ALLOW_IPS:
+    try:
+        if _proxy != "*":
+            ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"FORWARDED_ALLOW_IPS: {_proxy!r} is not an address or a network"
+        ) from _exc
+# Sign-in: failures per account (from addresses it never signed in from) and per address
+# within LOGIN_WINDOW_SECONDS before further attempts wait for the window to end.
+LOGIN_FAILURES_PER_ACCOUNT = _get("int", "LOGIN_FAILURES_PER_ACCOUNT", 10, minimum=1)
+LOGIN_FAILURES_PER_IP = _get("int", "LOGIN_FAILURES_PER_IP", 30, minimum=1)
+LOGIN_WINDOW_SECONDS = _get("int", "LOGIN_WINDOW_SECONDS", 900, minimum=60)
 # CORS applies only to the widget's API, and only for origins a widget allows (checked
 # per request in assistant.apps); nothing else on the site is readable cross-origin.
 CORS_URLS_REGEX = r"^/widget/api/"

@@ -7,7 +7,10 @@ from django.urls import path
 from assistant import views as chat
 from assistant import widget_views as widget
 from assistant.api import api
+from assistant.signin import AdminSigninForm, SigninForm
 from ingest import views as documents
+
+admin.site.login_form = AdminSigninForm
 
 urlpatterns = [
     path("", chat.chat_page, name="chat"),
@@ -22,7 +25,11 @@ urlpatterns = [
     path("documents/<int:pk>/", documents.document_view, name="document-view"),
     path("documents/<int:pk>/file", documents.document_file, name="document-file"),
     path("assets/<int:pk>", documents.asset_file, name="asset-file"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=SigninForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("widget/api/<str:public_id>/session", widget.widget_session, name="widget-session"),
     path("widget/api/<str:public_id>/chat", widget.widget_chat, name="widget-chat"),
@@ -32,7 +39,7 @@ urlpatterns = [
         name="widget-conversation",
     ),
     path(
-        "widget/<str:public_id>/documents/<int:pk>/", widget.widget_document, name="widget-document"
+        "widget/<str:public_id>/cite/<str:signed>/", widget.widget_citation, name="widget-citation"
     ),
     path("api/", api.urls),
     path("admin/", admin.site.urls),

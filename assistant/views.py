@@ -13,7 +13,7 @@ from ingest.models import KnowledgeBase
 
 from .askers import Asker
 from .feedback import feedback_record
-from .http import chat_input_response, error_response, sse_response, uuid_or_none
+from .http import UploadedImage, chat_input_response, error_response, sse_response, uuid_or_none
 from .models import Conversation, Message
 from .presenters import answer_html, page_events, page_link
 from .selectors import conversations_with_feedback
@@ -66,9 +66,9 @@ def chat_stream(request: HttpRequest) -> HttpResponseBase:
     try:
         events = answer_stream(
             kb=kb,
-            asker=Asker.for_session(request),
+            asker=Asker.for_session(request, create=True),
             question=request.POST.get("question", ""),
-            images=[f.read() for f in request.FILES.getlist("images")],
+            images=[UploadedImage(f) for f in request.FILES.getlist("images")],
             conversation_uid=request.POST.get("conversation") or None,
         )
     except ChatInputError as exc:

@@ -9,20 +9,19 @@ token, the Origin header against the token, and the quota.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
 
-from .models import Widget, WidgetUsage
+from .models import Widget
+from .quotas import Limit, QuotaExceeded, quota_consume
 
 _TOKEN_SALT = "docent.widget.session"  # noqa: S105 - a namespace, not a secret
 _VISITOR_SALT = "docent.widget.visitor"
+_CITATION_SALT = "docent.widget.citation"
 
 
 class WidgetDenied(Exception):
@@ -38,11 +37,16 @@ class WidgetDenied(Exception):
 class WidgetSession:
     widget: Widget
     origin: str
-    visitor: str  # server-issued random id
+    visitor: str  # server-issued random id: whose conversations these are
+    quota_key: str = ""  # whose quota the questions count against; "": the visitor's
 
     @property
     def owner_key(self) -> str:
         return f"widget:{self.widget.pk}:{self.visitor}"
+
+    @property
+    def quota_visitor(self) -> str:
+        return self.quota_key or self.visitor
 
 
 def widget_for(*, public_id: str) -> Widget:
@@ -57,38 +61,53 @@ def origin_allowed(*, widget: Widget, origin: str | None) -> bool:
 
 
 def session_start(
-    *, widget: Widget, origin: str | None, visitor_token: str = ""
+    *, widget: Widget, origin: str | None, ip: str, visitor_token: str = ""
 ) -> tuple[str, str]:
     """(session token, visitor token) for a page on an allowed origin.
 
     A returning visitor presents their visitor token (kept in the page's localStorage)
-    and keeps their id; anyone else gets a fresh random one.
+    and keeps their id; anyone else gets a fresh random one. The Origin header only
+    holds browsers to the allowed sites: any other client can claim any origin, which is
+    why quotas count per IP address too and a session reaches only what was cited to it.
     """
     if origin is None or not origin_allowed(widget=widget, origin=origin):
         raise WidgetDenied("This help widget is not available on this website.", status=403)
-    visitor = None
+    visitor, quota = None, None
     if visitor_token:
         try:
             data = signing.loads(visitor_token, salt=_VISITOR_SALT)
             if data.get("w") == widget.public_id:
-                visitor = data.get("v")
+                visitor, quota = data.get("v"), data.get("q")
         except signing.BadSignature:
             visitor = None
-    visitor = visitor or secrets.token_urlsafe(12)
-    token = signing.dumps(
-        {"w": widget.public_id, "o": origin.rstrip("/"), "v": visitor}, salt=_TOKEN_SALT
-    )
-    return token, signing.dumps({"w": widget.public_id, "v": visitor}, salt=_VISITOR_SALT)
+    if not visitor:
+        visitor, quota = secrets.token_urlsafe(12), _new_visitor_quota(widget, ip)
+    claim = {"w": widget.public_id, "v": visitor, "q": quota or visitor}
+    token = signing.dumps({**claim, "o": origin.rstrip("/")}, salt=_TOKEN_SALT)
+    return token, signing.dumps(claim, salt=_VISITOR_SALT)
 
 
-def session_verify(
-    *, widget: Widget, token: str, origin: str | None, check_origin: bool = True
-) -> WidgetSession:
-    """The session a request carries, or WidgetDenied (401 bad/expired token, 403 wrong origin).
+def _new_visitor_quota(widget: Widget, ip: str) -> str | None:
+    """None (a quota of its own) while this address has had few new visitors today.
 
-    check_origin is off only for top-level navigations (citation links), where browsers
-    send no Origin header; the signed token still binds the widget and visitor.
+    Past WIDGET_VISITORS_PER_IP, everyone new from the address counts against one shared
+    visitor quota (their conversations stay their own): dropping the visitor token no
+    longer buys a fresh quota.
     """
+    try:
+        quota_consume(
+            scope=f"widget-visitors:{widget.pk}",
+            limits=[Limit(f"ip:{ip}", settings.WIDGET_VISITORS_PER_IP)],
+            message="",
+        )
+    except QuotaExceeded:
+        digest = hashlib.sha256(f"{settings.SECRET_KEY}:{widget.pk}:{ip}".encode())
+        return "shared-" + digest.hexdigest()[:16]
+    return None
+
+
+def session_verify(*, widget: Widget, token: str, origin: str | None) -> WidgetSession:
+    """The session a request carries, or WidgetDenied (401 bad/expired token, 403 wrong origin)."""
     try:
         data = signing.loads(token, salt=_TOKEN_SALT, max_age=settings.WIDGET_SESSION_SECONDS)
     except signing.SignatureExpired as exc:
@@ -97,55 +116,45 @@ def session_verify(
         raise WidgetDenied("Invalid chat session.", status=401) from exc
     if data.get("w") != widget.public_id:
         raise WidgetDenied("This session belongs to another widget.", status=403)
-    if check_origin and (not origin or origin.rstrip("/") != data.get("o")):
+    if not origin or origin.rstrip("/") != data.get("o"):
         raise WidgetDenied("This session belongs to another website.", status=403)
     if not origin_allowed(widget=widget, origin=data.get("o")):
         raise WidgetDenied("This help widget is not available on this website.", status=403)
-    return WidgetSession(widget, data["o"], data["v"])
+    return WidgetSession(widget, data["o"], data["v"], data.get("q", ""))
 
 
-def quota_consume(*, session: WidgetSession, ip: str) -> None:
-    """Count one question against the visitor's and the IP address's daily quotas.
+def citation_link(*, session: WidgetSession, source: dict) -> str:
+    """A signed, short-lived path that opens one cited source, and nothing else.
 
-    Raises WidgetDenied(429) with the seconds until the quotas reset (midnight UTC).
+    It names the document and the cited chunks; whoever holds it sees those pages
+    (or, in a document without pages, that passage) for WIDGET_CITATION_SECONDS.
     """
-    widget = session.widget
-    today = timezone.now().astimezone(UTC).date()
-    limits = (
-        (f"visitor:{session.visitor}", widget.daily_quota_per_visitor),
-        (f"ip:{ip}", widget.daily_quota_per_ip),
-    )
-    with transaction.atomic():
-        for key, limit in limits:
-            used = _increment(widget, today, key)
-            if used > limit:
-                transaction.set_rollback(True)
-                tomorrow = datetime.combine(
-                    today + timedelta(days=1), datetime.min.time(), tzinfo=UTC
-                )
-                wait = int((tomorrow - timezone.now()).total_seconds()) + 1
-                raise WidgetDenied(
-                    "You have reached today's limit of questions. Please come back tomorrow.",
-                    status=429,
-                    retry_after=wait,
-                )
+    claim = {
+        "w": session.widget.public_id,
+        "d": source["document_id"],
+        "c": list(source.get("chunk_ids") or [])[:50],
+    }
+    signed = signing.dumps(claim, salt=_CITATION_SALT, compress=True)
+    fragment = f"#page-{source['pages'][0]}" if source.get("pages") else ""
+    return f"/widget/{session.widget.public_id}/cite/{signed}/{fragment}"
 
 
-def _increment(widget: Widget, day, key: str) -> int:
-    updated = WidgetUsage.objects.filter(widget=widget, day=day, key=key).update(
-        count=F("count") + 1
-    )
-    if not updated:
-        try:
-            with transaction.atomic():
-                WidgetUsage.objects.create(widget=widget, day=day, key=key, count=1)
-        except IntegrityError:  # created concurrently
-            WidgetUsage.objects.filter(widget=widget, day=day, key=key).update(count=F("count") + 1)
-    return WidgetUsage.objects.get(widget=widget, day=day, key=key).count
+@dataclass(frozen=True)
+class Citation:
+    document_id: int
+    chunk_ids: tuple[int, ...]
 
 
-def client_ip(request) -> str:
-    """The caller's address; X-Forwarded-For only when running behind a trusted proxy."""
-    if settings.TRUST_X_FORWARDED_FOR and request.headers.get("x-forwarded-for"):
-        return request.headers["x-forwarded-for"].split(",")[0].strip()
-    return request.META.get("REMOTE_ADDR", "")
+def citation_verify(*, widget: Widget, signed: str) -> Citation:
+    """What a citation link may open, or WidgetDenied (404 unknown, 410 expired)."""
+    try:
+        claim = signing.loads(signed, salt=_CITATION_SALT, max_age=settings.WIDGET_CITATION_SECONDS)
+    except signing.SignatureExpired as exc:
+        raise WidgetDenied(
+            "This link has expired. Open the source again from the chat.", status=410
+        ) from exc
+    except signing.BadSignature as exc:
+        raise WidgetDenied("No such source.", status=404) from exc
+    if claim.get("w") != widget.public_id:
+        raise WidgetDenied("No such source.", status=404)
+    return Citation(int(claim["d"]), tuple(int(c) for c in claim.get("c", [])))

@@ -31,6 +31,7 @@ def plan(quick: bool, data_dir: Path) -> list[list[str]]:
         ["load.py", "--uploads", "0", "--seconds", seconds],  # concurrency: chats only
         ["load.py", "--seconds", seconds],  # load: chats and uploads together
         ["ocr_upscale.py"],
+        ["abuse.py"],  # quotas, limits and sign-in throttling under attack
     ]
 
 

@@ -8,10 +8,13 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import groupby
 
 from django.db import connection
+from django.db.models import QuerySet
 
-from ingest.models import Chunk, KnowledgeBase
+from ingest.models import Chunk, Document, KnowledgeBase
+from ingest.pipeline.chunk import merge_chunk_texts
 
 _WORD = re.compile(r"[^\W_]+(?:[-.'][^\W_]+)*", re.UNICODE)
 # Words so common they match nearly every chunk: they cost time and add no ranking signal.
@@ -251,3 +254,19 @@ def chunks_by_ids(*, ids: Iterable[int]) -> dict[int, Chunk]:
     chunks = Chunk.objects.filter(pk__in=list(ids)).order_by().select_related("document")
     chunks = chunks.only(*_CANDIDATE_FIELDS)
     return {c.pk: c for c in chunks}
+
+
+def document_pages(*, document: Document, cited: QuerySet[Chunk] | None = None) -> list[dict]:
+    """A document's text by page: [{"number": page or None, "text": ...}], in order.
+
+    With `cited`, only what those chunks cite: their whole pages in a paged document,
+    the chunks themselves (merged where they overlap) in one without pages.
+    """
+    chunks = document.chunks.order_by("ordinal").only("page", "text")
+    if cited is not None:
+        pages = {page for page in cited.values_list("page", flat=True) if page is not None}
+        chunks = chunks.filter(page__in=pages) if pages else chunks.filter(pk__in=cited)
+    return [
+        {"number": page, "text": merge_chunk_texts([c.text for c in group])}
+        for page, group in groupby(chunks, key=lambda c: c.page)
+    ]

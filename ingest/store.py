@@ -62,12 +62,17 @@ class VectorStore(Protocol):
 class ChromaStore:
     """VectorStore on a Chroma server, reconnecting when it restarts."""
 
-    def __init__(self, *, url: str = "", data_dir: Path | None = None) -> None:
-        """Use the server at `url`, or else the local server kept for `data_dir`."""
+    def __init__(self, *, url: str = "", data_dir: Path | None = None, token: str = "") -> None:
+        """Use the server at `url`, or else the local server kept for `data_dir`.
+
+        `token` is sent as ``X-Chroma-Token`` on every request, for a server behind a
+        proxy that checks it (Chroma 1.x itself does not).
+        """
         if not url and data_dir is None:
             raise ValueError("VectorStore needs a CHROMA_URL or a DATA_DIR")
         self._fixed_url = url
         self._data_dir = data_dir
+        self._headers = {"X-Chroma-Token": token} if token else None
         self._lock = threading.Lock()
         self._client: Any = None
         self._collections: dict[str, Any] = {}
@@ -85,12 +90,21 @@ class ChromaStore:
             assert self._data_dir is not None  # checked in __init__
             url = ensure_local_server(self._data_dir)
         parts = urlparse(url)
-        return chromadb.HttpClient(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (443 if parts.scheme == "https" else 8000),
-            ssl=parts.scheme == "https",
-            settings=Settings(anonymized_telemetry=False),
-        )
+        try:
+            return chromadb.HttpClient(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or (443 if parts.scheme == "https" else 8000),
+                ssl=parts.scheme == "https",
+                headers=self._headers,
+                settings=Settings(anonymized_telemetry=False),
+            )
+        except ValueError as exc:  # how chromadb reports a refusal (e.g. a proxy's 401)
+            if "could not connect" in str(exc).lower():
+                raise
+            hint = " (check CHROMA_TOKEN)" if self._fixed_url else ""
+            raise StoreUnavailable(
+                f"Chroma at {url} refused the connection{hint}: {exc or 'no reason given'}"
+            ) from exc
 
     def _get_client(self):
         with self._lock:
@@ -235,5 +249,7 @@ def get_store() -> VectorStore:
         if _store is None:
             from django.conf import settings
 
-            _store = ChromaStore(url=settings.CHROMA_URL, data_dir=settings.DATA_DIR)
+            _store = ChromaStore(
+                url=settings.CHROMA_URL, data_dir=settings.DATA_DIR, token=settings.CHROMA_TOKEN
+            )
         return _store

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import groupby
-
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.files.storage import default_storage
@@ -15,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from ingest.access import kb_readable
 from ingest.forms import KnowledgeBaseForm
 from ingest.models import Asset, Document, KnowledgeBase
-from ingest.pipeline.chunk import merge_chunk_texts
+from ingest.selectors import document_pages
 from ingest.services import kb_create, kb_delete, kb_update
 from ingest.store import get_store
 
@@ -52,15 +50,9 @@ def _readable_document(request: HttpRequest, pk: int) -> Document:
 @require_GET
 def document_view(request: HttpRequest, pk: int) -> HttpResponse:
     document = _readable_document(request, pk)
-    chunks = document.chunks.order_by("ordinal").only("page", "text", "heading")
-    pages = [
-        {"number": page, "text": merge_chunk_texts([c.text for c in group])}
-        for page, group in groupby(chunks, key=lambda c: c.page)
-    ]
-    try:
-        selected = int(request.GET.get("page", "0"))
-    except ValueError:
-        selected = 0
+    pages = document_pages(document=document)
+    page = request.GET.get("page", "0")
+    selected = int(page) if page.isascii() and page.isdecimal() and len(page) <= 6 else 0
     context = {
         "document": document,
         "pages": pages,

@@ -14,23 +14,24 @@ class ImageTooLarge(ValueError):
     pass
 
 
-def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
+def open_image(data: bytes, *, max_pixels: int, setting: str = "MAX_IMAGE_PIXELS") -> Image.Image:
     """Decode the first frame of an image, refusing decompression bombs before decoding.
 
-    max_pixels bounds width x height; the check reads only the header.
+    max_pixels bounds width x height; the check reads only the header. `setting` names
+    the limit in the message.
     """
     try:
         pil = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:  # Pillow's own, cruder limit tripped first
         raise ImageTooLarge(
-            f"The image is over the limit of {max_pixels:,} pixels (MAX_IMAGE_PIXELS); "
+            f"The image is over the limit of {max_pixels:,} pixels ({setting}); "
             f"it may be a decompression bomb. ({exc})"
         ) from exc
     width, height = pil.size
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"The image is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (MAX_IMAGE_PIXELS); it may be a decompression bomb."
+            f"{max_pixels:,} ({setting}); it may be a decompression bomb."
         )
     if getattr(pil, "n_frames", 1) > 1:
         pil.seek(0)

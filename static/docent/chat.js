@@ -102,7 +102,7 @@
       const link = el("a", "", source.document + (source.pages.length ? `, p. ${source.pages[0]}` : ""));
       link.href = source.url;
       link.target = "_blank";
-      link.rel = "noopener";
+      link.rel = "noopener noreferrer nofollow";
       item.append(link);
       container.append(item);
     }

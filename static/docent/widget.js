@@ -29,6 +29,7 @@
     ".m{max-width:88%;padding:8px 11px;border-radius:12px;background:#f2f4f7;overflow-wrap:anywhere}.m.user{align-self:flex-end;background:var(--c);color:#fff}.m.user *{color:#fff}" +
     ".m p{margin:0 0 6px}.m p:last-child{margin:0}.m pre{white-space:pre-wrap;background:#e9ecf1;padding:6px;border-radius:6px}" +
     ".m a{color:var(--c)}.m a.cite{font-size:11px;vertical-align:super;text-decoration:none}" +
+    ".m .outside-host{font-size:11px;color:#666;margin-left:2px}" +
     ".src{font-size:12px;color:#667085;margin:4px 0 0 16px;padding:0}.src a{color:#667085}" +
     ".note{font-size:12px;color:#667085;text-align:center}.err{color:#b42318;font-size:13px}" +
     ".starters{display:flex;flex-wrap:wrap;gap:6px}.starters button{border:1px solid var(--c);color:var(--c);background:#fff;border-radius:14px;padding:4px 10px;cursor:pointer}" +
@@ -76,15 +77,20 @@
     var ol = el("ol", "src");
     list.forEach(function (s) {
       var li = el("li"), a = el("a", "", s.document + (s.pages.length ? ", p. " + s.pages[0] : ""));
-      li.value = s.number; a.href = s.url; a.target = "_blank"; a.rel = "noopener";
+      li.value = s.number; a.href = s.url; outward(a);
       li.appendChild(a); ol.appendChild(li);
     });
     return ol;
   }
+  // Links open in a new tab and tell the target nothing about the page they came from.
+  function outward(a) { a.target = "_blank"; a.rel = "noopener noreferrer nofollow"; }
+  function setAnswer(node, html) {
+    node.innerHTML = html; // sanitised by the server
+    node.querySelectorAll("a").forEach(outward);
+  }
   function answerBubble(html, srcs) {
     var m = el("div", "m bot");
-    m.innerHTML = html; // sanitised by the server
-    m.querySelectorAll("a").forEach(function (a) { a.target = "_blank"; a.rel = "noopener"; });
+    setAnswer(m, html);
     log.appendChild(m);
     if (srcs && srcs.length) log.appendChild(sources(srcs));
     return m;
@@ -170,7 +176,7 @@
             else if (kind === "sources") srcs = d.sources;
             else if (kind === "status" && d.message && !raw) bubble.textContent = d.message;
             else if (kind === "delta") { raw += d.text; bubble.textContent = raw; }
-            else if (kind === "html") { bubble.innerHTML = d.html; bubble.querySelectorAll("a").forEach(function (a) { a.target = "_blank"; a.rel = "noopener"; }); }
+            else if (kind === "html") setAnswer(bubble, d.html);
             else if (kind === "error") note(d.message, "err");
             log.scrollTop = log.scrollHeight;
           }

@@ -31,6 +31,20 @@ def test_widget_askers_carry_the_widgets_limits(kb):
     from assistant.widgets import WidgetSession
 
     widget = Widget.objects.create(name="w", kb=kb, max_message_chars=300, accept_screenshots=False)
-    asker = Asker.for_widget(WidgetSession(widget, "https://shop.example", "v1"))
+    asker = Asker.for_widget(WidgetSession(widget, "https://shop.example", "v1"), ip="192.0.2.7")
     assert asker.owner_key == f"widget:{widget.pk}:v1"
     assert (asker.max_question_chars, asker.screenshots, asker.surface) == (300, False, "widget")
+    assert asker.quota_scope == f"widget:{widget.pk}"
+    assert [(q.key, q.limit) for q in asker.quota] == [("visitor:v1", 50), ("ip:192.0.2.7", 300)]
+
+
+def test_looking_at_the_chat_page_starts_no_session(client, kb):
+    """A cookie-less GET / writes no session row; asking a question does."""
+    from django.contrib.sessions.models import Session
+
+    KnowledgeBase = type(kb)
+    KnowledgeBase.objects.filter(pk=kb.pk).update(visibility="public")
+    for _ in range(3):
+        client.cookies.clear()
+        assert client.get("/").status_code == 200
+    assert Session.objects.count() == 0

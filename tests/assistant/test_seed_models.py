@@ -14,6 +14,7 @@ import pytest
 
 from assistant.askers import Asker
 from assistant.models import Message
+from assistant.screenshots import AttachedBytes
 from assistant.services import answer_stream
 from assistant.tools import llm_clients_forget
 from ministral.reasoning import reasoning_system_parts
@@ -241,7 +242,7 @@ def test_seed_model_first_contact(seed, kb, ingest_text, llm_server, provider):
     trace = TRACE if seed.reasoning else None
     llm_server.script(Reply(text=ANSWER, reasoning=trace, reasoning_field=seed.style))
     shot = factories.text_image(["PRINTER STATUS", "Error E-42"])
-    events, reply = ask(kb, "What does this error mean?", images=[shot])
+    events, reply = ask(kb, "What does this error mean?", images=[AttachedBytes(shot)])
 
     assert not [e for e in events if e.kind == "error"], events
     (request,) = llm_server.chat_requests

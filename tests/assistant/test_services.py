@@ -8,7 +8,7 @@ import pytest
 
 from assistant.askers import Asker
 from assistant.models import Conversation, Message
-from assistant.screenshots import screenshot_prepare
+from assistant.screenshots import AttachedBytes, screenshot_prepare
 from assistant.services import ChatInputError, answer_stream
 from standin import Reply
 from tests import factories
@@ -87,7 +87,7 @@ def test_pasted_screenshot_is_sent_as_an_image_and_its_text_joins_the_query(
     ingest_text(kb, "printer.md", MANUAL)
     ingest_text(kb, "other.md", "# Billing\n\nInvoices are emailed on the first of the month.")
     shot = factories.text_image(["PRINTER STATUS", "Error E-42"])
-    events, reply = ask(kb, "What should I do about this?", images=[shot])
+    events, reply = ask(kb, "What should I do about this?", images=[AttachedBytes(shot)])
     assert "E-42" in reply.retrieval_query  # OCR text joined the retrieval query
     assert sources_of(events)[0]["document"] == "printer.md"
     (request,) = llm_server.chat_requests
@@ -118,7 +118,7 @@ def test_text_only_model_gets_ocr_text_instead_of_pixels(kb, ingest_text, llm_se
         kb, "dialog.png", factories.text_image(["Backup failed: disk quota exceeded (code Q-17)"])
     )
     shot = factories.text_image(["Sync stopped: token expired"])
-    _events, reply = ask(kb, "What is wrong?", images=[shot])
+    _events, reply = ask(kb, "What is wrong?", images=[AttachedBytes(shot)])
     assert reply.status == "complete"
     (request,) = llm_server.chat_requests
     assert request.n_images == 0 and request.model == "ministral-8b-2410"

@@ -191,11 +191,12 @@ def test_widget_conversations_and_citations_stay_with_their_visitor(live_app, wi
                     events.append((kind, json.loads(line[6:])))
         conversation = next(d for k, d in events if k == "conversation")["id"]
         source = next(d for k, d in events if k == "sources")["sources"][0]
-        assert source["url"].startswith(f"{live_app.url}/widget/{widget.public_id}/documents/")
+        assert source["url"].startswith(f"{live_app.url}/widget/{widget.public_id}/cite/")
+        assert mine not in source["url"]  # no session token in a URL (logs, history)
         page = httpx.get(source["url"])  # the citation link opens for the visitor...
         assert page.status_code == 200 and "30 days" in page.text
-        forged_link = source["url"].replace("t=", "t=x")
-        assert httpx.get(forged_link).status_code == 401  # ...but not with a bad token
+        forged_link = source["url"].replace("/cite/", "/cite/x")
+        assert httpx.get(forged_link).status_code == 404  # ...but not a forged one
         restored = client.get(
             f"{url}/conversations/{conversation}", headers={"Authorization": f"Bearer {mine}"}
         )

@@ -96,6 +96,37 @@ def paste_image(page, png: bytes) -> None:
     )
 
 
+def test_links_in_widget_answers_leak_nothing_and_outside_ones_say_so(
+    live_app, browser, host_site, shop
+):
+    """Before: the widget reset rel to "noopener", dropping noreferrer and nofollow."""
+    site = host_site("127.0.0.2", "")
+    widget = make_widget(shop, site)
+    site = host_site("127.0.0.2", page_html(live_app.url, widget))
+    Widget.objects.filter(pk=widget.pk).update(allowed_origins=site)
+    live_app.llm.script(
+        Reply(text="Within 30 days [1]. Details: [our page](https://evil.example/x).")
+    )
+    page = browser.new_page()
+    page.goto(site)
+    open_widget(page)
+    page.locator("textarea").fill("How long do I have for returns?")
+    page.keyboard.press("Enter")
+    bubble = page.locator(".m.bot").last
+    bubble.locator("a.outside").wait_for()
+    links = bubble.locator("a").evaluate_all(
+        "links => links.map(a => [a.className, a.rel, a.target])"
+    )
+    assert links == [
+        ["cite", "noopener noreferrer nofollow", "_blank"],
+        ["outside", "noopener noreferrer nofollow", "_blank"],
+    ]
+    assert "(evil.example)" in bubble.inner_text()
+    sources = page.locator(".src a").evaluate_all("links => links.map(a => a.rel)")
+    assert sources and set(sources) == {"noopener noreferrer nofollow"}
+    page.close()
+
+
 def test_visitor_chats_streams_cites_and_pastes_a_screenshot(live_app, browser, host_site, shop):
     origin = host_site("127.0.0.2", "")
     site = host_site("127.0.0.2", page_html(live_app.url, make_widget(shop, origin)))
@@ -122,9 +153,7 @@ def test_visitor_chats_streams_cites_and_pastes_a_screenshot(live_app, browser, 
     assert len([n for n in lengths if n > 1]) >= 3, lengths  # it streamed
     assert "30 days" in bubble.inner_text()
     cite = bubble.locator("a.cite").first
-    assert cite.get_attribute("href").startswith(
-        f"{live_app.url}/widget/{widget.public_id}/documents/"
-    )
+    assert cite.get_attribute("href").startswith(f"{live_app.url}/widget/{widget.public_id}/cite/")
     with page.context.expect_page() as opened:
         page.locator(".src a").first.click()
     assert "Returns are accepted within 30 days" in opened.value.locator(".page-text").inner_text()

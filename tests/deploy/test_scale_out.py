@@ -7,7 +7,6 @@ The processes are started exactly as deploy/Procfile describes.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -23,80 +22,6 @@ import pytest
 from tests.conftest import REPO, chroma_run, free_port, uvicorn
 
 pytestmark = pytest.mark.slow
-
-
-def _pg_bin(name: str) -> str:
-    found = shutil.which(name) or next(
-        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None
-    )
-    if not found:
-        pytest.fail(f"PostgreSQL's {name} is missing: apt-get install postgresql")
-    return found
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    root = Path(tempfile.mkdtemp(prefix="docent-pg-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", free_port()
-    subprocess.run(
-        [
-            *as_postgres,
-            _pg_bin("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    )
-    subprocess.run(
-        [
-            *as_postgres,
-            _pg_bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(root / "log"),
-            "-w",
-            "-o",
-            options,
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            _pg_bin("psql"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "-c",
-            "CREATE DATABASE docent",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    yield f"postgres://postgres@127.0.0.1:{port}/docent"
-    subprocess.run(
-        [*as_postgres, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-        capture_output=True,
-    )
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def db_fingerprint() -> tuple:
     from django.contrib.auth import get_user_model
     from django_tasks_db.models import DBTaskResult
 
-    from assistant.models import ApiKey, Conversation, Feedback, Message, Widget, WidgetUsage
+    from assistant.models import ApiKey, Conversation, Feedback, Message, Usage, Widget
     from ingest.models import Asset, Chunk, Document, KnowledgeBase
 
     def rows(queryset, *fields):
@@ -111,7 +111,7 @@ def db_fingerprint() -> tuple:
         rows(ApiKey.objects, "pk", "name", "can_write", "revoked", "hashed"),
         rows(ApiKey.knowledge_bases.through.objects, "apikey_id", "knowledgebase_id"),
         rows(Widget.objects, "pk", "kb_id", "enabled", "allowed_origins"),
-        rows(WidgetUsage.objects, "widget_id", "day", "key", "count"),
+        rows(Usage.objects, "scope", "key", "window_start", "count"),
         rows(get_user_model().objects, "pk", "username", "is_staff", "is_superuser", "password"),
         rows(DBTaskResult.objects, "id", "status"),
     )

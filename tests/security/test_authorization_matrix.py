@@ -16,7 +16,8 @@ Principals:
 - key_r:  ``Authorization: Bearer dk_...``, scoped to A, read only.
 - key_w:  the same with can_write.
 - widget: ``Authorization: Bearer <widget session token>`` for the widget on A, sent from its
-          allowed Origin (for ``/widget/<id>/documents/`` the token is the ``?t=`` parameter).
+          allowed Origin. A widget citation link (``/widget/<id>/cite/<signed>/``) is its own
+          credential: whoever holds it sees the cited passage, and nothing else.
 
 Status vocabulary: a number is the exact HTTP status; ``302L`` is a redirect to a login page
 (``/accounts/login/`` or ``/admin/login/``); ``302`` is any other redirect (a form that
@@ -211,8 +212,7 @@ ROWS = [
     R("widget conversation",          "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/403"),
     R("widget conv., own widget",     "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/404",   via="own_widget"),
     R("widget conv., other's",        "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "404/404",   via="own_widget", target="other"),
-    R("widget document",              "GET /widget/{w}/documents/{doc}/?t={t}",            "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/403"),
-    R("widget document, own widget",  "GET /widget/{w}/documents/{doc}/?t={t}",            "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/404",   via="own_widget"),
+    R("widget citation, other KB",    "GET /widget/{w}/cite/{cite}/",                      "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404",   via="own_widget"),
     # -- REST API ---------------------------------------------------------------------------------------------------------------------------------
     R("API schema",                   "GET /api/openapi.json",                             "200",       "200",     "200",     "200",       "200",       "200"),
     R("API list KBs",                 "GET /api/kbs",                                      "401",       "200",     "200",     "200",       "200",       "401"),
@@ -277,7 +277,7 @@ class World:
             side: Widget.objects.create(name=f"Help {side}", kb=kb, allowed_origins=SITE)
             for side, kb in self.kbs.items()
         }
-        widget_token, _ = session_start(widget=self.widgets["a"], origin=SITE)
+        widget_token, _ = session_start(widget=self.widgets["a"], origin=SITE, ip="127.0.0.1")
         widget_owner = session_verify(
             widget=self.widgets["a"], token=widget_token, origin=SITE
         ).owner_key
@@ -394,6 +394,7 @@ class World:
             "msg": answer.pk,
             "w": widget.public_id,
             "t": self.tokens.get(principal, ""),
+            "cite": self.citation(widget, self.docs[side]),
             "n": next(self.counter),
         }
         if row.target == "fresh_kb":
@@ -402,6 +403,16 @@ class World:
         elif row.target in ("fresh_doc", "ready_doc"):
             values["doc"] = self.fresh_doc(side, ready=row.target == "ready_doc").pk
         return values
+
+    @staticmethod
+    def citation(widget, document) -> str:
+        """The signed part of a citation link the widget would give for all of `document`."""
+        from assistant.widgets import WidgetSession, citation_link
+
+        chunks = list(document.chunks.values_list("pk", flat=True)) or [0]
+        source = {"document_id": document.pk, "pages": [], "chunk_ids": chunks}
+        link = citation_link(session=WidgetSession(widget, SITE, "matrix"), source=source)
+        return link.split("/cite/", 1)[1].rstrip("/")
 
     def forbidden(self, principal: str) -> list[str]:
         """Markers this principal must never receive."""
@@ -497,6 +508,7 @@ def _row_routes() -> set[tuple[str, str]]:
         "msg": 1,
         "w": "w_x",
         "t": "",
+        "cite": "x",
         "n": 1,
     }
     for row in ROWS:

@@ -211,7 +211,7 @@ def test_widget_token_needs_no_csrf_token(s):
 def test_a_session_cookie_is_no_substitute_for_a_widget_token(s):
     """A signed-in superuser's cookie (and CSRF token) gets nothing from the widget API."""
     client, token = csrf_client(s.admin)
-    _, visitor = session_start(widget=s.widget, origin=SITE)
+    _, visitor = session_start(widget=s.widget, origin=SITE, ip="127.0.0.1")
     conversation = Conversation.objects.create(kb=s.kb, owner_key="x", title="t")
     csrf = {"HTTP_X_CSRFTOKEN": token, "HTTP_ORIGIN": SITE}
     before = db_fingerprint()
@@ -226,8 +226,8 @@ def test_a_session_cookie_is_no_substitute_for_a_widget_token(s):
         f"/widget/api/{s.widget.public_id}/conversations/{conversation.uid}", **csrf
     )
     assert fetched.status_code == 401
-    document = client.get(f"/widget/{s.widget.public_id}/documents/{s.doc.pk}/")
-    assert document.status_code == 401
+    document = client.get(f"/widget/{s.widget.public_id}/cite/not-a-signed-link/")
+    assert document.status_code == 404
     assert db_fingerprint() == before
 
 

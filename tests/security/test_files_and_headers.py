@@ -94,6 +94,22 @@ class Site:
     conversation: Conversation
     answer: Message
 
+    @property
+    def citation_path(self) -> str:
+        """A widget citation link to the first upload, as an answer would carry it."""
+        from assistant.widgets import WidgetSession, citation_link
+        from ingest.models import Chunk
+
+        document = next(iter(self.docs.values()))
+        chunk, _ = Chunk.objects.get_or_create(
+            document=document,
+            ordinal=0,
+            defaults={"kb": self.kb, "vector_id": "cite-test", "text": "Cited.", "token_count": 2},
+        )
+        chunks = [chunk.pk]
+        source = {"document_id": document.pk, "pages": [], "chunk_ids": chunks}
+        return citation_link(session=WidgetSession(self.widget, SITE, "v"), source=source)
+
 
 def upload(client: Client, kb: KnowledgeBase, name: str, data: bytes, write_token: str) -> Document:
     """Upload through the API, as a client would; names a multipart header can't carry go
@@ -150,7 +166,7 @@ def site(transactional_db, llm_server) -> Site:
         ),
     }
     widget = Widget.objects.create(name="Help", kb=kb, allowed_origins=SITE)
-    token, _ = session_start(widget=widget, origin=SITE)
+    token, _ = session_start(widget=widget, origin=SITE, ip="127.0.0.1")
     owner = session_verify(widget=widget, token=token, origin=SITE).owner_key
     widget_conversation = Conversation.objects.create(kb=kb, owner_key=owner, title="w")
     conversation = Conversation.objects.create(kb=kb, user=admin, title="how?")
@@ -303,7 +319,7 @@ def calls(s: Site) -> list[Call]:
         Call("OPTIONS", f"/widget/api/{w}/chat", 200, headers={"HTTP_ORIGIN": SITE, "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "POST"}),
         Call("POST", f"/widget/api/{w}/chat", 200, '{"question": "How do I reset it?"}', json=True, headers=widget, client="anon"),
         Call("GET", f"/widget/api/{w}/conversations/{s.widget_conversation.uid}", 200, headers=widget, client="anon"),
-        Call("GET", f"/widget/{w}/documents/{doc}/?t={s.token}", 200, client="anon"),
+        Call("GET", s.citation_path, 200, client="anon"),
         Call("GET", "/api/openapi.json", 200),
         Call("GET", "/api/kbs", 200),
         Call("POST", "/api/kbs", 201, '{"name": "Made by header test"}', json=True),
@@ -476,7 +492,12 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 #: name -> (what is weakened, the warning `check --deploy` must then give)
 WEAKENED = {
-    "short SECRET_KEY": ({"SECRET_KEY": "change-me-to-a-long-random-string"}, ["security.W009"]),
+    # The example's placeholder, or any short key, stops start-up outright (not a warning).
+    "placeholder SECRET_KEY": (
+        {"SECRET_KEY": "change-me-to-a-long-random-string"},
+        ["ImproperlyConfigured: SECRET_KEY is a placeholder"],
+    ),
+    "short SECRET_KEY": ({"SECRET_KEY": "k" * 40}, ["ImproperlyConfigured: SECRET_KEY"]),
     "DEBUG on": ({"DEBUG": "true"}, ["security.W018"]),
     "no HTTPS redirect": ({"SECURE_SSL_REDIRECT": "false"}, ["security.W008"]),
     "insecure cookies": ({"SECURE_COOKIES": "false"}, ["security.W012", "security.W016"]),

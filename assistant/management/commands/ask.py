@@ -25,6 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, question: list[str], kb: str, image: list[Path], **options) -> None:
         from assistant.askers import Asker
+        from assistant.screenshots import AttachedBytes
         from assistant.services import ChatInputError, answer_stream
 
         database_prepare(stdout=self.stdout)
@@ -37,7 +38,7 @@ class Command(BaseCommand):
                 kb=knowledge_base,
                 asker=Asker.for_cli(),
                 question=" ".join(question),
-                images=[path.read_bytes() for path in image],
+                images=[AttachedBytes(path.read_bytes()) for path in image],
                 conversation_uid=options["conversation"],
             )
         except OSError as exc:

@@ -1,0 +1,163 @@
+"""Screenshots of what people see, at a laptop (1366x768) and a phone (390x844) size.
+
+Starts a throwaway Docent on loopback (the stand-in model, one public knowledge base with
+a manual, a staff account, a widget), serves a customer page with the widget from a
+second loopback address (127.0.0.2), and has Chromium (/usr/bin/chromium, never a
+downloaded one) capture: the chat page with a cited answer, the documents page, the
+document viewer at a cited page, and the widget open on the customer's page.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+
+Each picture is also checked the way a person would look at it: no sideways scroll.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from _app import Docent, FakeLLM, http_client  # noqa: E402
+
+SIZES = {"desktop": (1366, 768), "phone": (390, 844)}
+PASSWORD = "screenshots only 1"
+ANSWER = (
+    "To clear **E-42**, open the paper tray and remove the jammed sheet [1]. Then:\n\n"
+    "1. Close cover B until it clicks [1].\n2. Press *Resume* [2].\n\n"
+    "The vendor also has [a troubleshooting page](https://support.example.com/e42)."
+)
+MANUAL = (
+    "# Printer manual\n\n## Error codes\n\nError E-42 means the paper tray is jammed. "
+    "Open the tray, remove the sheet, and close cover B until it clicks.\n\n"
+    "## Resuming\n\nAfter clearing a jam, press Resume on the front panel."
+)
+
+
+def host_page(app_url: str, widget: str) -> ThreadingHTTPServer:
+    body = (
+        "<!doctype html><html><head><meta name='viewport' content='width=device-width'>"
+        "<title>Shop</title></head><body style='font-family:sans-serif;margin:2rem'>"
+        "<h1>Acme Printers</h1><p>Need help? Ask our assistant.</p>"
+        f"<script src='{app_url}/static/docent/widget.js' data-widget='{widget}' async></script>"
+        "</body></html>"
+    ).encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.2", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    llm = FakeLLM(delay_per_token=0).start()
+    app = Docent(llm=llm, kb_name="Printers")
+    site = None
+    problems: list[str] = []
+    try:
+        app.prepare()
+        app._manage("collectstatic", "--noinput")  # as `make run` does: WhiteNoise serves them
+        app.start()
+        with http_client(timeout=120) as client:
+            document = app.upload(client, "printer-manual.md", MANUAL)
+            app.wait_settled(client, {document}, timeout=120)
+        widget = app._manage(
+            "shell",
+            "-c",
+            "from assistant.models import Widget; from ingest.models import KnowledgeBase;"
+            "from django.contrib.auth import get_user_model;"
+            f"get_user_model().objects.create_superuser('staff', password={PASSWORD!r});"
+            f"kb = KnowledgeBase.objects.get(slug={app.slug!r});"
+            "print(Widget.objects.create(name='Shop', kb=kb, allowed_origins='', "
+            "starter_questions='How do I clear E-42?').public_id)",
+        ).splitlines()[-1]
+        site = host_page(app.url, widget)
+        origin = f"http://127.0.0.2:{site.server_address[1]}"
+        app._manage(
+            "shell", "-c",
+            f"from assistant.models import Widget; Widget.objects.filter(public_id={widget!r})"
+            f".update(allowed_origins={origin!r})",
+        )  # fmt: skip
+        problems = capture(app, origin, document, args.out, llm)
+    finally:
+        if site is not None:
+            site.shutdown()
+            site.server_close()
+        app.cleanup()
+        llm.stop()
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print(f"screenshots in {args.out}")
+    return 1 if problems else 0
+
+
+def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) -> list[str]:
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+        for name, (width, height) in SIZES.items():
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+
+            def shot(label: str, page=page, name=name) -> None:
+                page.wait_for_timeout(300)
+                overflow = page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                if overflow > 0:
+                    problems.append(f"{label} at {name} scrolls sideways by {overflow}px")
+                page.screenshot(path=str(out / f"{label}-{name}.png"))
+
+            llm.script({"text": ANSWER})
+            page.goto(f"{app.url}/?kb={app.slug}")
+            page.fill("#question", "How do I clear error E-42?")
+            page.keyboard.press("Enter")
+            try:
+                page.locator(".message.assistant a.cite").first.wait_for(timeout=30000)
+            except Exception:
+                page.screenshot(path=str(out / f"failed-{name}.png"))
+                raise
+            page.wait_for_timeout(500)
+            shot("chat")
+            page.goto(f"{app.url}/accounts/login/")
+            page.fill("#id_username", "staff")
+            page.fill("#id_password", PASSWORD)
+            page.click("button[type=submit]")
+            page.goto(f"{app.url}/kb/{app.slug}/documents/")
+            shot("documents")
+            page.goto(f"{app.url}/documents/{document}/")
+            shot("viewer")
+            llm.script({"text": ANSWER})
+            page.goto(origin)
+            page.locator("[data-docent-widget]").wait_for()
+            page.locator("button.launcher").click()
+            page.locator(".starters button").first.click()
+            page.locator(".m.bot a.cite").first.wait_for(timeout=30000)
+            page.wait_for_timeout(500)
+            shot("widget")
+            context.close()
+        browser.close()
+    return problems
+
+
+if __name__ == "__main__":
+    sys.exit(main())
