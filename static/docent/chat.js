@@ -24,6 +24,19 @@
     return node;
   }
 
+  // One of the page's inline SVG icons (templates/assistant/_icons.html), then a label.
+  function labelled(tag, cls, icon, text) {
+    const node = el(tag, cls);
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("class", "icon");
+    svg.setAttribute("aria-hidden", "true");
+    const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+    use.setAttribute("href", `#icon-${icon}`);
+    svg.append(use);
+    node.append(svg, ` ${text}`);
+    return node;
+  }
+
   function addFiles(candidates) {
     for (const file of candidates) {
       if (!file.type.startsWith("image/")) continue;
@@ -63,6 +76,7 @@
     chat.classList.remove("dropping");
     addFiles([...event.dataTransfer.files]);
   });
+  document.getElementById("attach").addEventListener("click", () => fileInput.click());
   fileInput.addEventListener("change", () => { addFiles([...fileInput.files]); fileInput.value = ""; });
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
@@ -72,11 +86,10 @@
   function feedbackBar(messageId) {
     const bar = el("div", "feedback-bar");
     bar.dataset.message = messageId;
-    for (const [rating, label, title] of [[1, "👍", "Helpful"], [-1, "👎", "Not helpful"]]) {
-      const button = el("button", "", label);
+    for (const [rating, icon, label] of [[1, "up", "Helpful"], [-1, "down", "Not helpful"]]) {
+      const button = labelled("button", "", icon, label);
       button.type = "button";
       button.dataset.rating = rating;
-      button.title = title;
       bar.append(button);
     }
     return bar;
@@ -137,7 +150,7 @@
     if (!question || controller) return;
     const userItem = el("li", "message user");
     userItem.append(el("div", "bubble", question));
-    files.forEach(() => userItem.append(el("div", "attachment", "📎 screenshot")));
+    files.forEach(() => userItem.append(labelled("div", "attachment", "image", "Screenshot")));
     const answerItem = el("li", "message assistant streaming");
     const status = el("p", "status", "Searching the knowledge base…");
     const bubble = el("div", "bubble answer");
@@ -199,7 +212,7 @@
         } else if (kind === "done") {
           status.hidden = true;
           if (data.retrieval_only) answerItem.classList.add("retrieval-only");
-          answerItem.append(feedbackBar(data.message_id));
+          if (data.status !== "error") answerItem.append(feedbackBar(data.message_id));  // nothing to rate
         }
       });
     } catch (error) {

@@ -36,13 +36,16 @@
     "form{border-top:1px solid #e4e7ec;padding:8px;display:flex;gap:6px;align-items:flex-end}" +
     "textarea{flex:1;resize:none;border:1px solid #d0d5dd;border-radius:8px;padding:7px;min-height:38px;max-height:110px}" +
     "form button{border:0;border-radius:8px;background:var(--c);color:#fff;padding:8px 12px;cursor:pointer}form button[hidden]{display:none}" +
-    ".attach{cursor:pointer;font-size:18px;padding:6px}.tray{display:flex;gap:4px;padding:0 8px}.tray img{height:40px;border-radius:4px;border:1px solid #d0d5dd}" +
+    "form button.attach{background:transparent;color:#475467;padding:8px}.tray{display:flex;gap:4px;padding:0 8px}.tray img{height:40px;border-radius:4px;border:1px solid #d0d5dd}" +
     "</style>" +
     '<div class="wrap"><div class="panel" hidden role="dialog" aria-label="Help">' +
     '<header><strong class="title">Help</strong><button class="new" type="button" title="New conversation">New</button>' +
     '<button class="close" type="button" title="Close">✕</button></header>' +
     '<div class="log" aria-live="polite"></div><div class="tray"></div>' +
-    '<form><label class="attach" title="Attach a screenshot" hidden>📎<input type="file" accept="image/*" multiple hidden></label>' +
+    '<form><button class="attach" type="button" aria-label="Attach a screenshot" title="Attach a screenshot" hidden>' +
+    '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="none" stroke="currentColor" stroke-width="2" ' +
+    'stroke-linecap="round" stroke-linejoin="round" d="M21 11.5l-8.5 8.5a5 5 0 0 1-7-7l9-9a3.5 3.5 0 0 1 5 5l-9 9a2 2 0 0 1-3-3l8.5-8.5"/></svg>' +
+    '</button><input type="file" accept="image/*" multiple hidden aria-label="Screenshots to attach">' +
     '<textarea rows="1" placeholder="Ask a question…" aria-label="Your question"></textarea>' +
     '<button class="send" type="submit">Send</button><button class="stop" type="button" hidden>Stop</button></form></div>' +
     '<button class="launcher" type="button" aria-label="Open help">?</button></div>';
@@ -198,6 +201,7 @@
     var items = (e.clipboardData && e.clipboardData.files) || [];
     if (items.length) { addFiles(items); e.preventDefault(); }
   });
+  attach.addEventListener("click", function () { $("input[type=file]").click(); });
   $("input[type=file]").addEventListener("change", function (e) { addFiles(e.target.files); e.target.value = ""; });
   stopBtn.addEventListener("click", function () { if (controller) controller.abort(); });
   $(".close").addEventListener("click", function () { panel.hidden = true; });
