@@ -126,7 +126,12 @@
         chunks.href = `${doc.url}?view=chunks`;
         name.append(chunks);
       }
-      row.append(name, el("td", "", doc.kind || "—"), el("td", "", doc.page_count ?? "—"), statusCell(doc), actionsCell(doc));
+      const kind = el("td", "", doc.kind || "—");
+      const pages = el("td", "", doc.page_count ?? "—");
+      const status = statusCell(doc);
+      // On a phone each row is a card; the labels stand in for the hidden column headings.
+      [[kind, "Type"], [pages, "Pages"], [status, "Status"]].forEach(([cell, label]) => { cell.dataset.label = label; });
+      row.append(name, kind, pages, status, actionsCell(doc));
       rows.append(row);
     }
     if (!docs.length) rows.append(Object.assign(el("tr"), { innerHTML: "<td colspan=5 class=muted>No documents.</td>" }));

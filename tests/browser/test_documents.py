@@ -92,3 +92,25 @@ def test_ordinary_user_reaches_neither_the_upload_page_nor_write_endpoints(live_
     )
     assert Document.objects.count() == 1
     context.close()
+
+
+def test_the_documents_page_fits_a_phone(live_app, browser, staff_user, ingest_text):
+    """Before: at 390 px the table scrolled sideways and cut off each row's buttons."""
+    kb = kb_get_or_create(name="Support")
+    ingest_text(kb, "a-rather-long-file-name-for-the-router-setup-guide.md", "# Setup\n\nPort A.")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    sign_in(page, live_app.url, "staff", "staff-pass-123")
+    page.goto(f"{live_app.url}/kb/{kb.slug}/documents/")
+    poll(lambda: page.locator("#doc-rows tr[data-status=ready]").count() == 1, timeout=60)
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow == 0
+    for button in page.locator("#doc-rows button").all():
+        box = button.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    status = page.locator("#doc-rows td[data-label=Status]")  # labelled, as the header is hidden
+    assert status.inner_text() == "ready"
+    assert status.evaluate("td => getComputedStyle(td, '::before').content") != "none"
+    context.close()
