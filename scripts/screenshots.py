@@ -138,6 +138,10 @@ def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) ->
                 raise
             page.wait_for_timeout(500)
             shot("chat")
+            if page.locator("#menu-toggle").is_visible():  # phones: the drawer with the history
+                page.click("#menu-toggle")
+                shot("chat-drawer")
+                page.keyboard.press("Escape")
             page.goto(f"{app.url}/accounts/login/")
             page.fill("#id_username", "staff")
             page.fill("#id_password", PASSWORD)

@@ -4,6 +4,24 @@
   "use strict";
   const picker = document.getElementById("kb-select"); // no inline handlers: the CSP forbids them
   if (picker) picker.addEventListener("change", () => picker.form.submit());
+  // Phones: the sidebar opens as a drawer from the "Conversations" button; Escape closes it.
+  const menu = document.getElementById("menu-toggle");
+  const sidebar = document.getElementById("sidebar");
+  function drawer(open) {
+    sidebar.classList.toggle("open", open);
+    menu.setAttribute("aria-expanded", String(open));
+    if (open) sidebar.querySelector("select, a, button")?.focus();
+  }
+  if (menu && sidebar) {
+    menu.addEventListener("click", (event) => { event.stopPropagation(); drawer(!sidebar.classList.contains("open")); });
+    document.getElementById("drawer-close").addEventListener("click", () => { drawer(false); menu.focus(); });
+    document.addEventListener("click", (event) => {  // a tap beside the drawer closes it
+      if (sidebar.classList.contains("open") && !sidebar.contains(event.target)) drawer(false);
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && sidebar.classList.contains("open")) { drawer(false); menu.focus(); }
+    });
+  }
   const chat = document.getElementById("chat");
   const form = document.getElementById("composer");
   if (!chat || !form) return;

@@ -135,3 +135,47 @@ def test_the_chat_page_has_no_serious_accessibility_violations(live_app, browser
     page.locator(".feedback-bar button").first.wait_for()
     assert serious_violations(page) == []
     page.close()
+
+
+def test_on_a_phone_the_knowledge_bases_and_history_are_one_tap_away(live_app, browser, public_kb):
+    """Before: under 720 px the sidebar was hidden, with no way to switch knowledge base,
+    start a new conversation or reach the history."""
+    kb_get_or_create(name="Second")
+    KnowledgeBase.objects.filter(name="Second").update(visibility=KnowledgeBase.Visibility.PUBLIC)
+    live_app.llm.script(Reply(text="E-42 means the tray is jammed [1]."))
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(f"{live_app.url}/?kb={public_kb.slug}")
+    page.fill("#question", "What does E-42 mean?")
+    page.keyboard.press("Enter")
+    page.locator(".feedback-bar button").first.wait_for()
+    assert not page.locator("#kb-select").is_visible()
+    menu = page.locator("#menu-toggle")
+    assert menu.is_visible() and menu.get_attribute("aria-expanded") == "false"
+    menu.click()
+    assert menu.get_attribute("aria-expanded") == "true"
+    assert page.locator("#kb-select").is_visible() and page.locator("#new-chat").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#kb-select").is_visible()
+    menu.click()
+    page.click("#drawer-close")  # touch users close it with a button...
+    assert not page.locator("#kb-select").is_visible()
+    menu.click()
+    page.mouse.click(370, 600)  # ...or by tapping beside it
+    assert not page.locator("#kb-select").is_visible()
+    page.reload()  # the conversation is now in the history, one tap away
+    page.locator("#menu-toggle").click()
+    assert "What does E-42 mean?" in page.locator(".recent").inner_text()
+    page.select_option("#kb-select", label="Second")
+    page.wait_for_url("**/?kb=second")
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow == 0
+    page.close()
+
+
+def test_the_drawer_button_is_not_shown_on_a_laptop(live_app, browser, public_kb):
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{live_app.url}/?kb={public_kb.slug}")
+    assert page.locator("#kb-select").is_visible() and not page.locator("#menu-toggle").is_visible()
+    page.close()
