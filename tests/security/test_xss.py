@@ -23,10 +23,8 @@ on one live app (uvicorn + worker), and flushed at the end.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode
 
 import httpx
@@ -533,35 +531,6 @@ def test_docent_pages_escape_hostile_content(world, live_db):
 # --------------------------------------------------------------------------------------------
 # the widget on another site
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def host_site() -> Iterator[Callable[[str, str], str]]:
-    """Serve one HTML page from a loopback address, like a customer's website (no CSP)."""
-    servers = []
-
-    def serve(address: str, body: str) -> str:
-        class Page(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                data = body.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        server = ThreadingHTTPServer((address, 0), Page)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://{address}:{server.server_address[1]}"
-
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def test_widget_shows_model_output_names_and_config_as_text(world, live_db, browser, host_site):
