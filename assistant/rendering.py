@@ -22,7 +22,12 @@ _ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td",
     "a", "del", "sup", "span",
 }  # fmt: skip
-_ALLOWED_ATTRIBUTES = {"a": {"href", "title", "class"}, "span": {"class"}, "sup": {"class"}}
+_ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "class", "data-source"},
+    "span": {"class"},
+    "sup": {"class"},
+    "code": {"class"},
+}
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +51,22 @@ def render_answer(text: str, source_urls: Sequence[str], *, outside_links: bool 
     for token in tokens:
         if token.type == "inline" and token.children:
             token.children = _inline(token.children, source_urls, outside_links)
-    rendered = md.renderer.render(tokens, md.options, {})
+    return _clean(md.renderer.render(tokens, md.options, {}))
+
+
+def render_markdown(text: str) -> str:
+    """Sanitised HTML for a document's own Markdown (a page of a Markdown, Word or HTML
+    upload, stored with its headings, lists and tables as Markdown). Links are kept only
+    when they lead plainly to a web address, marked as leading outside."""
+    md = _markdown()
+    tokens = md.parse(text)
+    for token in tokens:
+        if token.type == "inline" and token.children:
+            token.children = _inline(token.children, (), True, cite=False)
+    return _clean(md.renderer.render(tokens, md.options, {}))
+
+
+def _clean(rendered: str) -> str:
     return nh3.clean(
         rendered,
         tags=_ALLOWED_TAGS,
@@ -56,7 +76,9 @@ def render_answer(text: str, source_urls: Sequence[str], *, outside_links: bool 
     )
 
 
-def _inline(children: list[Token], urls: Sequence[str], outside: bool) -> list[Token]:
+def _inline(
+    children: list[Token], urls: Sequence[str], outside: bool, *, cite: bool = True
+) -> list[Token]:
     out: list[Token] = []
     stack: list[Token | None] = []  # the open links: None for one that was dropped
     for token in children:
@@ -71,7 +93,7 @@ def _inline(children: list[Token], urls: Sequence[str], outside: bool) -> list[T
                 out.append(token)
                 host = html.escape(_host(opened))
                 out.append(_html(f'<span class="outside-host">({host})</span>'))
-        elif token.type == "text" and not stack:
+        elif token.type == "text" and not stack and cite:
             out.extend(_citations(token.content, urls))
         else:
             out.append(token)
@@ -114,6 +136,7 @@ def _citations(text: str, urls: Sequence[str]) -> list[Token]:
                     "class": "cite",
                     "href": urls[number - 1],
                     "title": f"Source {number}",
+                    "data-source": str(number),
                 }
                 out += [Token("link_open", "a", 1, attrs=attrs), _text(f"[{number}]")]
                 out.append(Token("link_close", "a", -1))
