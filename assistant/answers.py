@@ -17,7 +17,8 @@ class CollectedAnswer:
     answer: str = ""
     reasoning: str = ""
     error: dict[str, Any] = field(default_factory=dict)
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)  # every passage read
+    citations: dict[str, Any] = field(default_factory=dict)  # grouped: citations.py
     retrieval_only: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -34,7 +35,9 @@ class CollectedAnswer:
             "reasoning": self.reasoning,
             "error": self.error.get("message", ""),
             "retrieval_only": self.retrieval_only,
-            "sources": self.sources,
+            # One entry per document, the cited ones first; the passages as packed.
+            "sources": [*self.citations.get("cited", ()), *self.citations.get("more", ())],
+            "passages": self.sources,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cost": self.cost,
@@ -52,6 +55,8 @@ def answer_collect(events: Iterable[ChatEvent]) -> CollectedAnswer:
             answer.conversation = data["id"]
         elif event.kind == "sources":
             answer.sources = data["sources"]
+        elif event.kind == "citations":
+            answer.citations = data
         elif event.kind == "delta":
             text.append(data["text"])
         elif event.kind == "reasoning":

@@ -22,7 +22,7 @@ from .feedback import feedback_record
 from .http import decode_images, sse_response
 from .keys import api_key_authenticate
 from .models import Conversation, Message
-from .presenters import api_events, linked, page_link
+from .presenters import api_events, linked, message_citations, page_link
 from .services import ChatInputError, answer_stream
 
 
@@ -52,9 +52,14 @@ class ChatIn(Schema):
     conversation: UUID | None = None
     stream: bool = False
     images: list[str] = []  # base64 images, or data: URLs; at most 8
+    # Ask again from this question of the conversation (its id): it and everything after
+    # it are replaced. With no question and no images, the same question is asked again.
+    resend_from: int | None = None
 
 
-class SourceOut(Schema):
+class PassageOut(Schema):
+    """One passage the answer was given to read; [number] cites it."""
+
     number: int
     document_id: int
     document: str
@@ -62,6 +67,19 @@ class SourceOut(Schema):
     section: str
     url: str
     excerpt: str
+
+
+class SourceOut(Schema):
+    """One document an answer read: cited ones first, in the order the answer cites them."""
+
+    document_id: int
+    document: str
+    cited: bool
+    numbers: list[int]  # the citation numbers [n] of its passages
+    pages: list[int]  # the pages of those passages
+    section: str  # the section of the first one
+    excerpt: str  # the start of the first one, at most 300 characters
+    url: str  # the document view at the first one's page
 
 
 class ChatOut(Schema):
@@ -73,6 +91,7 @@ class ChatOut(Schema):
     error: str
     retrieval_only: bool
     sources: list[SourceOut]
+    passages: list[PassageOut]
     prompt_tokens: int | None
     completion_tokens: int | None
     cost: float | None
@@ -90,6 +109,7 @@ class MessageOut(Schema):
     content: str
     status: str
     sources: list[SourceOut]
+    passages: list[PassageOut]
     created_at: datetime
 
 
@@ -121,6 +141,14 @@ def _message_out(message: Message) -> dict:
     return {name: getattr(message, "pk" if name == "id" else name) for name in fields}
 
 
+def _message_sources(message: Message) -> dict:
+    grouped = message_citations(message.content, message.sources, page_link)
+    return {
+        "sources": [*grouped["cited"], *grouped["more"]],
+        "passages": linked(message.sources, page_link),
+    }
+
+
 def _conversation_out(conversation: Conversation) -> dict:
     return {
         "id": conversation.uid,
@@ -148,6 +176,7 @@ def chat(request, slug: str, payload: ChatIn):
             question=payload.question,
             images=decode_images(payload.images),
             conversation_uid=str(payload.conversation) if payload.conversation else None,
+            resend_from=payload.resend_from,
         )
     except ChatInputError as exc:
         response = api.create_response(request, {"detail": str(exc)}, status=exc.status)
@@ -187,10 +216,7 @@ def conversation_detail(request, uid: UUID):
     kb = kb_for(request, conversation.kb.slug)
     if not Asker.for_api(request).conversations(kb=kb).filter(pk=conversation.pk).exists():
         raise HttpError(404, "Not Found")
-    messages = [
-        {**_message_out(m), "sources": linked(m.sources, page_link)}
-        for m in conversation.messages.all()
-    ]
+    messages = [{**_message_out(m), **_message_sources(m)} for m in conversation.messages.all()]
     return {**_conversation_out(conversation), "messages": messages}
 
 

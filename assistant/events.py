@@ -10,10 +10,13 @@ from typing import Any
 class ChatEvent:
     """One step of an answer.
 
-    kind: conversation {id, kb} | status {stage, message?, seconds?} | sources {sources,
-    prompt_tokens, context_window} | delta {text} | reasoning {text} | error {message,
-    code, partial, retry_after?} | done {message_id, status, retrieval_only, prompt_tokens,
-    completion_tokens, cost}; surfaces may add their own (the page's html {html}).
+    kind: conversation {id, kb, title, question_id, message_id} | status {stage,
+    message?, seconds?} | sources {sources, prompt_tokens, context_window}: every packed
+    passage, numbered | delta {text} | reasoning {text} | citations {cited, more,
+    more_passages}: those passages grouped by document once the answer is written
+    (citations.py) | error {message, code, partial, retry_after?} | done {message_id,
+    status, retrieval_only, prompt_tokens, completion_tokens, cost}; surfaces may add
+    their own (the page's html {html}).
     """
 
     kind: str

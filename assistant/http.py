@@ -9,9 +9,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 
 from .screenshots import ChatInputError
 from .streaming import iterate_in_thread
@@ -111,6 +112,18 @@ def json_object(body: bytes) -> dict:
     if not isinstance(parsed, dict):
         raise ChatInputError("Malformed request: send a JSON object.", status=400)
     return parsed
+
+
+def stored_image(name: str) -> FileResponse:
+    """A screenshot kept with a question (always saved as PNG), shown inline and inert."""
+    try:
+        response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+    except OSError as exc:
+        raise Http404("That screenshot is no longer stored.") from exc
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 def uuid_or_none(value: object) -> str | None:

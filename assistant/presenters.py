@@ -7,6 +7,7 @@ sanitised HTML while it streams; the API and the command line get only the event
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
+from .citations import sources_cited
 from .events import ChatEvent
 from .rendering import render_answer
+from .tools import llm_config
 
 HTML_EVERY_SECONDS = 0.15  # re-render the Markdown at most this often while streaming
 Link = Callable[[dict[str, Any]], str]
@@ -34,12 +37,47 @@ def linked(sources: Sequence[dict[str, Any]], link: Link) -> list[dict[str, Any]
     return [{**source, "url": link(source)} for source in sources]
 
 
+def citations_linked(citations: dict[str, Any], link: Link) -> dict[str, Any]:
+    """sources_cited's grouping, each entry linked to its first passage's page."""
+
+    def entry(item: dict[str, Any]) -> dict[str, Any]:
+        return {**item, "url": link({**item, "pages": item.get("link_pages") or item["pages"]})}
+
+    return {
+        **citations,
+        "cited": [entry(item) for item in citations["cited"]],
+        "more": [entry(item) for item in citations["more"]],
+    }
+
+
+def message_citations(text: str, sources: Sequence[dict[str, Any]], link: Link) -> dict[str, Any]:
+    """A saved answer's sources, grouped and linked as they were when it streamed."""
+    return citations_linked(sources_cited(text=text, sources=sources), link)
+
+
 def answer_html(text: str, sources: Sequence[dict[str, Any]], link: Link) -> str:
     return _render(text, [link(s) for s in sources])
 
 
 def _render(text: str, urls: Sequence[str]) -> str:
     return render_answer(text, urls, outside_links=settings.ANSWER_LINKS == "all")
+
+
+def answer_shown(message: Any) -> dict[str, Any]:
+    """What the chat page shows of a saved answer: its HTML, grouped sources and passages
+    (for the [n] previews, as JSON text for a data attribute)."""
+    passages = linked(message.sources, page_link)
+    return {
+        "html": answer_html(message.content, message.sources, page_link),
+        "citations": message_citations(message.content, message.sources, page_link),
+        "passages_json": json.dumps(passages),
+    }
+
+
+def chat_mode(*, kb: Any) -> dict[str, str]:
+    """Which model will answer in `kb`, shown before the first question; {} if none."""
+    config = llm_config(kb)
+    return {"model": config.model, "provider": config.provider_name} if config else {}
 
 
 def page_events(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
@@ -85,6 +123,8 @@ def _with_links(events: Iterator[ChatEvent], link: Link) -> Iterator[ChatEvent]:
             event = ChatEvent(
                 "sources", {**event.data, "sources": linked(event.data["sources"], link)}
             )
+        elif event.kind == "citations":
+            event = ChatEvent("citations", citations_linked(event.data, link))
         yield event
 
 

@@ -65,6 +65,14 @@ def rewrite_messages(
     ]
 
 
+# Retrieval-only answers show only passages that score close to the best one (a fused
+# score: cosine similarity plus a lexical bonus), so that filler ranked fourth doesn't sit
+# beside the passage that answers; below WEAK_MATCH even the best is only the nearest text.
+RETRIEVAL_ONLY_PASSAGES = 3
+CLOSE_TO_BEST = 0.8
+WEAK_MATCH = 0.3
+
+
 def retrieval_only_answer(packed: PackedRequest) -> str:
     """Without a model: the best passages with their citations, clearly labelled as such."""
     header = (
@@ -73,8 +81,16 @@ def retrieval_only_answer(packed: PackedRequest) -> str:
     )
     if not packed.sources:
         return header + "\n\nThe knowledge base has no passages that match this question."
+    best = max(source.passage.score for source in packed.sources)
+    shown = [s for s in packed.sources if s.passage.score >= best * CLOSE_TO_BEST]
     parts = [header]
-    for source in packed.sources[:5]:
+    if best < WEAK_MATCH:
+        parts.append(
+            "Nothing in the knowledge base matches this question closely; this is the "
+            "nearest text it has."
+        )
+        shown = shown[:1]
+    for source in shown[:RETRIEVAL_ONLY_PASSAGES]:
         passage = source.passage
         where = passage.document_name
         if passage.pages:

@@ -54,6 +54,23 @@ def render_answer(text: str, source_urls: Sequence[str], *, outside_links: bool 
     return _clean(md.renderer.render(tokens, md.options, {}))
 
 
+def cited_numbers(text: str) -> list[int]:
+    """The citation numbers an answer uses, in the order it uses them (repeats kept).
+
+    Found exactly where render_answer turns them into links: in text, not in code or in
+    a link the model wrote.
+    """
+    numbers: list[int] = []
+    for token in _markdown().parse(text):
+        depth = 0
+        for child in token.children or ():
+            depth += {"link_open": 1, "link_close": -1}.get(child.type, 0)
+            if child.type == "text" and depth == 0:
+                for match in _CITATION.finditer(child.content):
+                    numbers += [int(n) for n in re.split(r"\s*[,;]\s*", match.group(1))]
+    return numbers
+
+
 def render_markdown(text: str) -> str:
     """Sanitised HTML for a document's own Markdown (a page of a Markdown, Word or HTML
     upload, stored with its headings, lists and tables as Markdown). Links are kept only

@@ -6,9 +6,10 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from ingest.models import Asset
@@ -16,6 +17,9 @@ from ministral.limits import MAX_IMAGES
 from ministral.prompt import Image
 
 from .packing import ImageInput
+
+if TYPE_CHECKING:
+    from .models import Message
 
 logger = logging.getLogger("docent.chat")
 
@@ -138,3 +142,24 @@ def asset_image(asset: Asset) -> ImageInput | None:
         return None
     image = Image(data, asset.mime_type, asset.width, asset.height)
     return ImageInput(image, ocr_text=asset.ocr_text, label="source image")
+
+
+def screenshots_save(*, message: Message, screenshots: Sequence[Screenshot]) -> list[str]:
+    """Keep a question's screenshots (as PNG) beside its conversation; their paths."""
+    uid = message.conversation.uid
+    return [
+        default_storage.save(f"conversations/{uid}/{message.pk}-{n}.png", ContentFile(shot.png))
+        for n, shot in enumerate(screenshots, start=1)
+    ]
+
+
+def screenshots_saved(*, message: Message) -> list[Attachment]:
+    """A question's saved screenshots, read now (asking again deletes the files)."""
+    found: list[Attachment] = []
+    for path in message.images:
+        try:
+            with default_storage.open(path, "rb") as stored:
+                found.append(AttachedBytes(stored.read()))
+        except OSError:
+            logger.warning("Screenshot %s of message %s is missing", path, message.pk)
+    return found

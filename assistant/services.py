@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError
 from django.utils import timezone
@@ -25,6 +24,7 @@ from ingest.store import StoreUnavailable
 from ministral.registry import ModelInfo
 
 from .askers import Asker
+from .citations import sources_cited
 from .context import answer_tokens, context_pack
 from .events import ChatEvent
 from .followups import conversation_history, question_standalone
@@ -50,6 +50,8 @@ from .screenshots import (
     attachments_check,
     screenshot_prepare,
     screenshot_read,
+    screenshots_save,
+    screenshots_saved,
 )
 from .tools import ChatTools, chat_tools
 
@@ -64,6 +66,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("docent.chat")
+# What a screenshot sent without words asks: people paste an error and expect help with it.
+IMAGE_ONLY_QUESTION = "What does this screenshot show, and what should I do about it?"
 
 
 # --- the question path ------------------------------------------------------------------------
@@ -76,12 +80,17 @@ def answer_stream(
     question: str,
     images: Sequence[Attachment] = (),
     conversation_uid: str | None = None,
+    resend_from: int | None = None,
     tools: ChatTools | None = None,
 ) -> Iterator[ChatEvent]:
     """Answer one question as a stream of events; the answer is saved whatever happens.
 
-    `images` are the attached screenshots, not read yet. `conversation_uid` continues
-    one of the asker's own conversations in `kb`. Input problems raise ChatInputError
+    `images` are the attached screenshots, not read yet; with screenshots the question
+    may be empty. `conversation_uid` continues one of the asker's own conversations in
+    `kb`. `resend_from` (a question of that conversation) asks again from there: that
+    question and everything after it are replaced, by `question` when given (edit and
+    resend), else by the same question with its screenshots (regenerate). Input problems
+    raise ChatInputError
     (with the HTTP status every surface answers) before any event; everything after
     that is reported as events.
 
@@ -92,8 +101,6 @@ def answer_stream(
     """
     question = question.replace("\x00", "").strip()  # NUL: PostgreSQL can't store it
     limit = asker.max_question_chars or settings.MAX_QUESTION_CHARS
-    if not question:
-        raise ChatInputError("Please type a question.")
     if len(question) > limit:
         raise ChatInputError(f"Please keep questions under {limit:,} characters.")
     conversation = None
@@ -101,11 +108,43 @@ def answer_stream(
         conversation = _owned_conversation(asker, kb, conversation_uid)
         if conversation is None:
             raise ConversationNotFound("That conversation does not exist.")
+    replaced = _replaced_question(conversation, resend_from)
+    if replaced is not None and not question and not images:  # regenerate: the same again
+        question, images = replaced.content, screenshots_saved(message=replaced)
+    if not question and not images:
+        raise ChatInputError("Please type a question or attach a screenshot.")
     _quota_consume(asker)
     attachments_check(attachments=images, allowed=asker.screenshots)
     screenshots = [screenshot_prepare(data=image.read()) for image in images]
+    if replaced is not None:
+        conversation_truncate(message=replaced)
     tools = tools or chat_tools(kb)
     return _answer_events(kb, question, tools, conversation, screenshots, asker)
+
+
+def _replaced_question(conversation: Conversation | None, pk: int | None) -> Message | None:
+    if pk is None:
+        return None
+    found = (
+        conversation.messages.filter(pk=pk, role=Message.Role.USER).first()
+        if conversation
+        else None
+    )
+    if found is None:
+        raise ConversationNotFound("That question is not in this conversation.")
+    return found
+
+
+def conversation_truncate(*, message: Message) -> None:
+    """Remove a message and everything after it in its conversation, screenshots too."""
+    later = message.conversation.messages.filter(
+        created_at__gte=message.created_at, pk__gte=message.pk
+    )
+    paths = [path for images in later.values_list("images", flat=True) for path in images or ()]
+    later.delete()
+    for path in paths:
+        with contextlib.suppress(OSError):
+            default_storage.delete(path)
 
 
 def _quota_consume(asker: Asker) -> None:
@@ -139,10 +178,9 @@ def _answer_events(
 ) -> Iterator[ChatEvent]:
     if conversation is None:
         conversation = Conversation.objects.create(
-            kb=kb, owner_key=asker.owner_key, user=asker.user, title=question[:200]
+            kb=kb, owner_key=asker.owner_key, user=asker.user, title=question[:200] or "Screenshot"
         )
     history = conversation_history(conversation=conversation)
-    yield ChatEvent("conversation", {"id": str(conversation.uid), "kb": kb.slug})
     user_message = Message.objects.create(
         conversation=conversation, role=Message.Role.USER, content=question
     )
@@ -152,6 +190,16 @@ def _answer_events(
         status=Message.Status.STREAMING,
         model=tools.llm.config.model if tools.llm else "",
         retrieval_only=tools.llm is None,
+    )
+    yield ChatEvent(
+        "conversation",
+        {
+            "id": str(conversation.uid),
+            "kb": kb.slug,
+            "title": conversation.title,
+            "question_id": user_message.pk,
+            "message_id": reply.pk,
+        },
     )
     failure: dict | None = None
     finished = False
@@ -172,6 +220,7 @@ def _answer_events(
             Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
         except DatabaseError:
             logger.exception("Could not save answer %s", reply.pk)
+    yield ChatEvent("citations", sources_cited(text=reply.content, sources=reply.sources))
     if failure is not None:
         yield ChatEvent("error", {**failure, "partial": bool(reply.content)})
     yield ChatEvent(
@@ -200,6 +249,7 @@ def _answer_body(
         yield ChatEvent("status", {"stage": "reading screenshots"})
         screenshots = _read_screenshots(user_message, screenshots)
     yield ChatEvent("status", {"stage": "retrieving"})
+    question = question or IMAGE_ONLY_QUESTION
     query = question_standalone(question=question, history=history, llm=tools.llm)
     if user_message.image_text:
         query += "\n" + user_message.image_text[:1000]
@@ -252,7 +302,7 @@ def _read_screenshots(message: Message, screenshots: Sequence[Screenshot]) -> li
     """OCR the screenshots, keep them with the question, and save their text on it."""
     read = [screenshot_read(shot=shot) for shot in screenshots]
     message.image_text = "\n\n".join(s.image.ocr_text for s in read if s.image.ocr_text)
-    message.images = _store_screenshots(message, read)
+    message.images = screenshots_save(message=message, screenshots=read)
     message.save(update_fields=["image_text", "images"])
     return read
 
@@ -336,14 +386,6 @@ def _failure(exc: Exception) -> dict:
     }
 
 
-def _store_screenshots(message: Message, screenshots: Sequence[Screenshot]) -> list[str]:
-    uid = message.conversation.uid
-    return [
-        default_storage.save(f"conversations/{uid}/{message.pk}-{n}.png", ContentFile(shot.png))
-        for n, shot in enumerate(screenshots, start=1)
-    ]
-
-
 def _source_json(source: PackedSource) -> dict:
     """A cited source as stored and streamed: no URL (each surface links it its own way)."""
     passage = source.passage
@@ -356,4 +398,5 @@ def _source_json(source: PackedSource) -> dict:
         "excerpt": " ".join(passage.text.split())[:300],
         "chunk_ids": [c.pk for c in passage.chunks],
         "image": source.image_number is not None,
+        "score": round(passage.score, 4),  # retrieval's fused relevance, for review
     }

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,9 +20,16 @@ from ingest.models import KnowledgeBase
 
 from .askers import Asker
 from .feedback import feedback_record
-from .http import UploadedImage, chat_input_response, error_response, sse_response, uuid_or_none
+from .http import (
+    UploadedImage,
+    chat_input_response,
+    error_response,
+    sse_response,
+    stored_image,
+    uuid_or_none,
+)
 from .models import Conversation, Message
-from .presenters import answer_html, page_events, page_link
+from .presenters import answer_shown, chat_mode, page_events
 from .selectors import conversations_with_feedback
 from .services import ChatInputError, answer_stream
 
@@ -28,8 +42,8 @@ def _transcript(conversation: Conversation, messages=None) -> list[Message]:
     """The messages of a conversation, answers rendered for the page."""
     items = list(messages if messages is not None else conversation.messages.all())
     for message in items:
-        is_answer = message.role == Message.Role.ASSISTANT
-        message.html = answer_html(message.content, message.sources, page_link) if is_answer else ""
+        if message.role == Message.Role.ASSISTANT:
+            message.__dict__.update(answer_shown(message))
     return items
 
 
@@ -54,6 +68,8 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "conversation": conversation,
         "chat_messages": _transcript(conversation) if conversation else [],
         "recent": mine[:20],
+        "mode": chat_mode(kb=kb) if kb else {},
+        "starters": kb.starters if kb else [],
     }
     return render(request, "assistant/chat.html", context)
 
@@ -70,20 +86,52 @@ def chat_stream(request: HttpRequest) -> HttpResponseBase:
             question=request.POST.get("question", ""),
             images=[UploadedImage(f) for f in request.FILES.getlist("images")],
             conversation_uid=request.POST.get("conversation") or None,
+            resend_from=_int_or_none(request.POST.get("resend_from", "")),
         )
     except ChatInputError as exc:
         return chat_input_response(exc)
     return sse_response(request, page_events(events))
 
 
-@require_POST
-def message_feedback(request: HttpRequest, pk: int) -> JsonResponse:
+def _int_or_none(value: str) -> int | None:
+    return int(value) if value.isascii() and value.isdecimal() and len(value) < 12 else None
+
+
+def _owned_message(request: HttpRequest, pk: int) -> Message | None:
+    """One of the asker's own messages, in a knowledge base they can still read."""
     message = Message.objects.select_related("conversation__kb").filter(pk=pk).first()
     kb = readable_kb(request, message.conversation.kb.slug) if message else None
-    asker = Asker.for_session(request)
-    mine = asker.conversations(kb=kb) if kb else None
+    mine = Asker.for_session(request).conversations(kb=kb) if kb else None
     if message is None or mine is None or not mine.filter(pk=message.conversation_id).exists():
+        return None
+    return message
+
+
+@require_GET
+def message_detail(request: HttpRequest, pk: int) -> JsonResponse:
+    """An answer as saved (after Stop, the page shows exactly what was kept)."""
+    message = _owned_message(request, pk)
+    if message is None or message.role != Message.Role.ASSISTANT:
         return error_response("No such answer.", 404)
+    shown = answer_shown(message)
+    return JsonResponse({"status": message.status, "error": message.error, **shown})
+
+
+@require_GET
+def message_image(request: HttpRequest, pk: int, number: int) -> FileResponse:
+    """A screenshot sent with one of the asker's questions (1 is the first)."""
+    message = _owned_message(request, pk)
+    if message is None or not 1 <= number <= len(message.images):
+        raise Http404("No such screenshot")
+    return stored_image(message.images[number - 1])
+
+
+@require_POST
+def message_feedback(request: HttpRequest, pk: int) -> JsonResponse:
+    message = _owned_message(request, pk)
+    if message is None:
+        return error_response("No such answer.", 404)
+    asker = Asker.for_session(request)
     rating = request.POST.get("rating", "")
     comment = request.POST.get("comment", "")
     try:

@@ -21,7 +21,14 @@ from .http import (
     uuid_or_none,
 )
 from .models import Widget
-from .presenters import Link, answer_html, linked, visitor_error, widget_events
+from .presenters import (
+    Link,
+    answer_html,
+    linked,
+    message_citations,
+    visitor_error,
+    widget_events,
+)
 from .quotas import client_ip
 from .services import ChatInputError, answer_stream
 from .widgets import (
@@ -125,6 +132,7 @@ def widget_conversation(request: HttpRequest, public_id: str, uid: str) -> JsonR
         item["sources"] = linked(message.sources, link)
         if message.role == "assistant":
             item["html"] = answer_html(message.content, message.sources, link)
+            item["citations"] = message_citations(message.content, message.sources, link)
         messages.append(item)
     return JsonResponse({"id": str(conversation.uid), "messages": messages})
 

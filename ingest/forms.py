@@ -18,6 +18,7 @@ class KnowledgeBaseForm(forms.ModelForm):
             "description": forms.Textarea(attrs={"rows": 2}),
             "system_prompt": forms.Textarea(attrs={"rows": 4}),
             "stop_sequences": forms.Textarea(attrs={"rows": 2}),
+            "starter_questions": forms.Textarea(attrs={"rows": 3}),
         }
         help_texts = {
             "model": "Blank: the site default model.",

@@ -76,6 +76,11 @@ class KnowledgeBase(models.Model):
         validators=[MinValueValidator(256), MaxValueValidator(256_000)],
         help_text="Tokens of retrieved sources per question (up to 256000)",
     )
+    starter_questions = models.TextField(
+        blank=True,
+        max_length=2000,
+        help_text="Questions offered on an empty chat, one per line (at most 4 are shown)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -93,6 +98,7 @@ class KnowledgeBase(models.Model):
         "frequency_penalty",
         "presence_penalty",
         "retrieval_budget",
+        "starter_questions",
     )
 
     class Meta:
@@ -106,6 +112,12 @@ class KnowledgeBase(models.Model):
             digest = hashlib.sha1(self.name.encode()).hexdigest()[:10]  # noqa: S324
             self.slug = slugify(self.name)[:100] or f"kb-{digest}"
         super().save(*args, **kwargs)
+
+    @property
+    def starters(self) -> list[str]:
+        """The starter questions to offer, at most 4, blank lines dropped."""
+        lines = (line.strip() for line in self.starter_questions.splitlines())
+        return [line[:200] for line in lines if line][:4]
 
     @property
     def stop(self) -> tuple[str, ...]:

@@ -30,7 +30,9 @@
     ".m p{margin:0 0 6px}.m p:last-child{margin:0}.m pre{white-space:pre-wrap;background:#e9ecf1;padding:6px;border-radius:6px}" +
     ".m a{color:var(--c)}.m a.cite{font-size:11px;vertical-align:super;text-decoration:none}" +
     ".m .outside-host{font-size:11px;color:#666;margin-left:2px}" +
-    ".src{font-size:12px;color:#667085;margin:4px 0 0 16px;padding:0}.src a{color:#667085}" +
+    ".src{font-size:12px;color:#667085;margin:0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px}.src .n{color:#98a2b3}.src a{color:#475467;text-decoration:none;border:1px solid #e4e7ec;border-radius:10px;padding:1px 8px;display:inline-block;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
+    ".srcs{align-self:stretch}.srcs details{font-size:12px;color:#667085;margin-top:4px}.srcs summary{cursor:pointer}.srcs details ul{margin:4px 0 0 16px;padding:0}.srcs details a{color:#667085}" +
+    ".peek{border-left:3px solid var(--c);background:#f9fafb;padding:6px 9px;margin-top:6px;font-size:13px;border-radius:4px}.peek p{margin:0 0 4px}.peek strong{font-size:12px}.peek a{font-size:12px}" +
     ".note{font-size:12px;color:#667085;text-align:center}.err{color:#b42318;font-size:13px}" +
     ".starters{display:flex;flex-wrap:wrap;gap:6px}.starters button{border:1px solid var(--c);color:var(--c);background:#fff;border-radius:14px;padding:4px 10px;cursor:pointer}" +
     "form{border-top:1px solid #e4e7ec;padding:8px;display:flex;gap:6px;align-items:flex-end}" +
@@ -76,26 +78,66 @@
   }
   function ensureSession() { return session ? Promise.resolve() : startSession(); }
 
-  function sources(list) {
-    var ol = el("ol", "src");
-    list.forEach(function (s) {
-      var li = el("li"), a = el("a", "", s.document + (s.pages.length ? ", p. " + s.pages[0] : ""));
-      li.value = s.number; a.href = s.url; outward(a);
+  // One chip per cited document (in citation order); the rest behind "N more passages read".
+  function sources(citations) {
+    var box = el("div", "srcs"), ol = el("ol", "src");
+    box.setAttribute("aria-label", "Sources");
+    citations.cited.forEach(function (s) {
+      var li = el("li"), a = el("a");
+      a.appendChild(el("span", "n", s.numbers.map(function (n) { return "[" + n + "]"; }).join("")));
+      a.appendChild(document.createTextNode(" "));
+      a.appendChild(el("span", "name", s.document));
+      if (s.pages.length) a.appendChild(document.createTextNode(", p. " + s.pages.join(", ")));
+      a.href = s.url; a.title = s.excerpt || s.document; outward(a);
       li.appendChild(a); ol.appendChild(li);
     });
-    return ol;
+    if (citations.cited.length) box.appendChild(ol);
+    if (citations.more.length) {
+      var details = el("details"), ul = el("ul"), n = citations.more_passages;
+      details.appendChild(el("summary", "", n + " more passage" + (n === 1 ? "" : "s") + " read"));
+      citations.more.forEach(function (s) {
+        var li = el("li"), a = el("a", "", s.document + (s.pages.length ? ", p. " + s.pages.join(", ") : ""));
+        a.href = s.url; outward(a); li.appendChild(a); ul.appendChild(li);
+      });
+      details.appendChild(ul);
+      box.appendChild(details);
+    }
+    return box;
+  }
+  // [n] opens the passage in a panel under the answer, with a link to its page.
+  function peek(bubble, link) {
+    var old = bubble.querySelector(".peek");
+    if (old) { old.remove(); if (old.dataset.n === link.dataset.source) return; }
+    var p = (bubble._passages || []).filter(function (x) { return String(x.number) === link.dataset.source; })[0];
+    if (!p) return;
+    var box = el("div", "peek"), open = el("a", "", "Open the page");
+    box.dataset.n = link.dataset.source;
+    box.setAttribute("role", "note");
+    box.appendChild(el("strong", "", "[" + p.number + "] " + p.document + (p.pages.length ? ", p. " + p.pages[0] : "")));
+    box.appendChild(el("p", "", p.excerpt));
+    open.href = p.url; outward(open);
+    box.appendChild(open);
+    bubble.appendChild(box);
+    open.focus();
   }
   // Links open in a new tab and tell the target nothing about the page they came from.
   function outward(a) { a.target = "_blank"; a.rel = "noopener noreferrer nofollow"; }
   function setAnswer(node, html) {
     node.innerHTML = html; // sanitised by the server
-    node.querySelectorAll("a").forEach(outward);
+    node.querySelectorAll("a").forEach(function (a) {
+      outward(a);
+      if (a.classList.contains("cite")) a.addEventListener("click", function (e) {
+        if (e.ctrlKey || e.metaKey || e.shiftKey || !node._passages) return;
+        e.preventDefault(); peek(node, a);
+      });
+    });
   }
-  function answerBubble(html, srcs) {
+  function answerBubble(html, passages, citations) {
     var m = el("div", "m bot");
+    m._passages = passages;
     setAnswer(m, html);
     log.appendChild(m);
-    if (srcs && srcs.length) log.appendChild(sources(srcs));
+    if (citations && (citations.cited.length || citations.more.length)) log.appendChild(sources(citations));
     return m;
   }
   function greet() {
@@ -120,7 +162,7 @@
         log.textContent = "";
         b.messages.forEach(function (m) {
           if (m.role === "user") log.appendChild(el("div", "m user", m.text));
-          else answerBubble(m.html, m.sources);
+          else answerBubble(m.html, m.sources, m.citations);
         });
         log.scrollTop = log.scrollHeight;
       })
@@ -144,7 +186,7 @@
     if (!question || controller) return;
     if (question.length > config.max_chars) { note("Please keep questions under " + config.max_chars + " characters.", "err"); return; }
     log.appendChild(el("div", "m user", question));
-    var bubble = el("div", "m bot", "…"), raw = "", srcs = [];
+    var bubble = el("div", "m bot", "…"), raw = "", citations = null;
     log.appendChild(bubble);
     input.value = "";
     controller = new AbortController();
@@ -176,9 +218,10 @@
             if (!data.length) continue;
             var d = JSON.parse(data.join("\n"));
             if (kind === "conversation") put("conversation", d.id);
-            else if (kind === "sources") srcs = d.sources;
+            else if (kind === "sources") bubble._passages = d.sources;
+            else if (kind === "citations") citations = d;
             else if (kind === "status" && d.message && !raw) bubble.textContent = d.message;
-            else if (kind === "delta") { raw += d.text; bubble.textContent = raw; }
+            else if (kind === "delta") raw += d.text;  // shown rendered, from the html events
             else if (kind === "html") setAnswer(bubble, d.html);
             else if (kind === "error") note(d.message, "err");
             log.scrollTop = log.scrollHeight;
@@ -186,12 +229,17 @@
           return pump();
         });
       }
-      return pump().then(function () { if (srcs.length) log.appendChild(sources(srcs)); });
+      return pump().then(function () {
+        if (citations && (citations.cited.length || citations.more.length)) log.appendChild(sources(citations));
+      });
     }).catch(function (e) {
       if (bubble.textContent === "…") bubble.remove();
       note(e.name === "AbortError" ? "Stopped." : e.message, "err");
     }).then(function () {
-      controller = null; sendBtn.hidden = false; stopBtn.hidden = true; log.scrollTop = log.scrollHeight;
+      controller = null; sendBtn.hidden = false; stopBtn.hidden = true;
+      // Keep the answer's start in view: a long answer's sources must not push it away.
+      if (bubble.isConnected && bubble.offsetHeight > log.clientHeight * 0.6) log.scrollTop = bubble.offsetTop - log.offsetTop - 8;
+      else log.scrollTop = log.scrollHeight;
     });
   }
 

@@ -247,6 +247,28 @@ def test_without_a_model_chat_answers_with_labelled_passages(kb, ingest_text, se
     assert "E-42" in reply.content and "[1]" in reply.content
 
 
+LOREM = "# Notes\n\n" + "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do. " * 30
+AMBER = "# FAQ\n\n## Status lights\n\nThe amber light means the router is updating its firmware."
+
+
+def test_retrieval_only_answers_leave_out_filler_far_below_the_best_match(
+    kb, ingest_text, settings
+):
+    """Before: lorem-ipsum filler was listed beside (even above) the passage that answers."""
+    settings.LLM_BASE_URL = ""
+    ingest_text(kb, "faq.md", AMBER)
+    ingest_text(kb, "filler.md", LOREM)
+    ingest_text(kb, "printer.md", MANUAL)
+    _events, reply = ask(kb, "What does the amber light mean?")
+    scores = [(s["document"], s.get("score")) for s in reply.sources]
+    assert "firmware" in reply.content, scores
+    assert "Lorem ipsum" not in reply.content and "paper tray" not in reply.content, scores
+    _events, reply = ask(kb, "Who won the football world cup in 1954?")
+    assert "Nothing in the knowledge base matches this question closely" in reply.content
+    quoted = [line for line in reply.content.splitlines() if line.startswith("> ")]
+    assert len(quoted) == 1  # only the nearest text, said to be only that
+
+
 def test_stopping_midway_saves_the_partial_answer_as_stopped(kb, ingest_text, llm_server):
     ingest_text(kb, "printer.md", MANUAL)
     llm_server.script(Reply(text="word " * 200, delay_per_token=0.01))
@@ -260,7 +282,7 @@ def test_stopping_midway_saves_the_partial_answer_as_stopped(kb, ingest_text, ll
 
 
 def test_bad_input_is_refused_before_streaming(kb):
-    with pytest.raises(ChatInputError, match="type a question"):
+    with pytest.raises(ChatInputError, match="type a question or attach a screenshot"):
         answer_stream(kb=kb, asker=Asker.for_cli(), question="   ")
     with pytest.raises(ChatInputError, match="not an image"):
         screenshot_prepare(data=b"not an image")
@@ -308,3 +330,60 @@ def test_the_question_path_with_small_fakes(kb):
     assert text_of(events) == "E-42 means the tray is empty [1]."
     (request,) = llm.requests
     assert "E-42" in request[-1].plain_text() and "paper tray is jammed" in request[-1].plain_text()
+
+
+def test_regenerate_replaces_the_last_answer_and_keeps_the_question(kb, ingest_text, llm_server):
+    ingest_text(kb, "printer.md", MANUAL)
+    llm_server.script(Reply(text="First try [1]."), Reply(text="Second try [1]."))
+    _, first = ask(kb, "What does error E-42 mean?")
+    question = first.conversation.messages.get(role="user")
+    conversation = str(first.conversation.uid)
+    _, second = ask(kb, "", conversation_uid=conversation, resend_from=question.pk)
+    kept = list(first.conversation.messages.values_list("role", "content"))
+    assert kept == [("user", "What does error E-42 mean?"), ("assistant", "Second try [1].")]
+    assert second.pk != first.pk and not Message.objects.filter(pk=first.pk).exists()
+
+
+def test_edit_and_resend_replaces_the_question_and_what_followed(kb, ingest_text, llm_server):
+    ingest_text(kb, "printer.md", MANUAL)
+    llm_server.script(
+        Reply(text="A [1]."),
+        Reply(text="Which port does the printer need?"),  # the follow-up's rewrite
+        Reply(text="B [1]."),
+        Reply(text="C [1]."),
+    )
+    _, first = ask(kb, "What does E-42 mean?")
+    conversation = str(first.conversation.uid)
+    ask(kb, "And the network port?", conversation_uid=conversation)
+    question = first.conversation.messages.filter(role="user").first()
+    ask(kb, "What does E-43 mean?", conversation_uid=conversation, resend_from=question.pk)
+    kept = list(first.conversation.messages.values_list("content", flat=True))
+    assert kept == ["What does E-43 mean?", "C [1]."]
+
+
+def test_resending_a_question_of_another_conversation_is_refused(kb, ingest_text, llm_server):
+    from assistant.screenshots import ConversationNotFound
+
+    ingest_text(kb, "printer.md", MANUAL)
+    _, first = ask(kb, "What does E-42 mean?")
+    _, other = ask(kb, "Network port?")
+    question = first.conversation.messages.get(role="user")
+    with pytest.raises(ConversationNotFound):
+        answer_stream(
+            kb=kb,
+            asker=Asker.for_cli(),
+            question="x",
+            conversation_uid=str(other.conversation.uid),
+            resend_from=question.pk,
+        )
+    assert first.conversation.messages.count() == 2  # nothing was deleted
+
+
+def test_a_screenshot_alone_is_a_question(kb, ingest_text, llm_server):
+    ingest_text(kb, "printer.md", MANUAL)
+    shot = factories.text_image(["PRINTER STATUS", "Error E-42"])
+    events, reply = ask(kb, "", images=[AttachedBytes(shot)])
+    assert reply.status == "complete" and reply.conversation.title == "Screenshot"
+    (request,) = llm_server.chat_requests
+    assert "screenshot" in user_text(request).lower() and request.n_images == 1
+    assert sources_of(events)[0]["document"] == "printer.md"  # found from the OCR text

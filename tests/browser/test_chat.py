@@ -56,11 +56,9 @@ def test_upload_then_ask_and_follow_a_citation(live_app, browser, staff_user, tm
     assert "fifteen seconds" in bubble.inner_text()
     citation = bubble.locator("a.cite").first
     assert citation.inner_text() == "[1]"
-    assert (
-        page.locator(".message.assistant .sources li")
-        .first.inner_text()
-        .startswith("router-guide.md")
-    )
+    entry = page.locator(".message.assistant .cited-sources li").first
+    assert entry.locator(".source-name").inner_text() == "router-guide.md"
+    assert entry.locator(".source-numbers").inner_text() == "[1]"
     citation.click()
     page.wait_for_url("**/documents/*/**")
     assert "hold the recessed RESET pin" in page.inner_text(".page-text")

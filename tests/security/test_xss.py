@@ -409,7 +409,7 @@ def test_chat_page_shows_model_output_as_text_streamed_and_reloaded(world, live_
         page.assert_shows(".message.assistant .reasoning pre", REASONING, where=where, folded=True)
         cite = page.page.locator(".message.assistant .bubble a.cite").first
         assert cite.get_attribute("href").startswith("/documents/"), where  # Markdown ran
-        sources = page.page.locator(".message.assistant .sources li").all_text_contents()
+        sources = page.page.locator(".message.assistant .sources .source-name").all_text_contents()
         assert sources and all(s.startswith(NAMES) for s in sources), sources
 
     check("streamed answer")
@@ -565,7 +565,7 @@ def test_widget_shows_model_output_names_and_config_as_text(world, live_db, brow
         page.assert_shows(".m.bot >> nth=-1", *ANSWER_SHOWN, where=where)
         cite = page.page.locator(".m.bot a.cite").first
         assert cite.get_attribute("href").startswith(f"{world.app.url}/widget/"), where
-        names = page.page.locator(".src a").all_text_contents()
+        names = page.page.locator(".src a .name").all_text_contents()
         assert names and all(n.startswith(NAMES) for n in names), names
 
     check("widget answer")

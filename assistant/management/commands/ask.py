@@ -22,6 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("--image", action="append", default=[], type=Path, help="Screenshot")
         parser.add_argument("--conversation", help="Continue this conversation (its id)")
         parser.add_argument("--show-reasoning", action="store_true")
+        parser.add_argument(
+            "--all-sources",
+            action="store_true",
+            help="Also list the passages that were read but not cited",
+        )
 
     def handle(self, *args, question: list[str], kb: str, image: list[Path], **options) -> None:
         from assistant.askers import Asker
@@ -45,13 +50,15 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read image: {exc}") from exc
         except ChatInputError as exc:
             raise CommandError(str(exc)) from exc
-        if not self._show(events, reasoning=options["show_reasoning"]):
+        if not self._show(
+            events, reasoning=options["show_reasoning"], everything=options["all_sources"]
+        ):
             sys.exit(1)
 
-    def _show(self, events, *, reasoning: bool) -> bool:
+    def _show(self, events, *, reasoning: bool, everything: bool) -> bool:
         """Print the answer as it streams, then its sources; False when it failed."""
         out, failed, thinking = self.stdout, False, False
-        sources: list[dict] = []
+        citations: dict = {}
         conversation = ""
         for event in events:
             data = event.data
@@ -64,8 +71,8 @@ class Command(BaseCommand):
                 self.stderr.write(data["text"], ending="")
             elif event.kind == "status" and data.get("message"):
                 self.stderr.write(data["message"])
-            elif event.kind == "sources":
-                sources = data["sources"]
+            elif event.kind == "citations":
+                citations = data
             elif event.kind == "error":
                 failed = True
                 self.stderr.write(f"\nError: {data['message']}")
@@ -74,10 +81,26 @@ class Command(BaseCommand):
             elif event.kind == "done":
                 failed = failed or data["status"] in FAILED
         out.write("\n")
-        if sources:
-            out.write("\nSources:")
-            for source in sources:
-                pages = f", page {source['pages'][0]}" if source["pages"] else ""
-                out.write(f"  [{source['number']}] {source['document']}{pages}")
+        self._sources(citations, everything=everything)
         out.write(f"\nConversation: {conversation}")
         return not failed
+
+    def _sources(self, citations: dict, *, everything: bool) -> None:
+        """The cited documents with their pages and an excerpt; the rest as one line."""
+        cited, more = citations.get("cited", []), citations.get("more", [])
+        if cited:
+            self.stdout.write("\nSources:")
+        for entry in cited + (more if everything else []):
+            numbers = "".join(f"[{n}]" for n in entry["numbers"]) if entry["cited"] else "  - "
+            pages = ", ".join(map(str, entry["pages"]))
+            where = f", page{'s' if len(entry['pages']) > 1 else ''} {pages}" if pages else ""
+            section = f" - {entry['section']}" if entry.get("section") else ""
+            self.stdout.write(f"  {numbers} {entry['document']}{where}{section}")
+            if entry["cited"] and entry.get("excerpt"):
+                self.stdout.write(f'      "{entry["excerpt"][:160]}…"')
+        if more and not everything:
+            count = citations["more_passages"]
+            self.stdout.write(
+                f"  ({count} more passage{'s' if count != 1 else ''} read, not cited: "
+                "--all-sources lists them)"
+            )
