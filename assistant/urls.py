@@ -24,6 +24,11 @@ urlpatterns = [
     path("kb/<slug:slug>/documents/", documents.documents_page, name="documents"),
     path("documents/<int:pk>/", documents.document_view, name="document-view"),
     path("documents/<int:pk>/file", documents.document_file, name="document-file"),
+    path(
+        "documents/<int:pk>/pages/<int:page>.png",
+        documents.document_page_image,
+        name="document-page-image",
+    ),
     path("assets/<int:pk>", documents.asset_file, name="asset-file"),
     path(
         "accounts/login/",
