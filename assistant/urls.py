@@ -46,6 +46,11 @@ urlpatterns = [
     path(
         "widget/<str:public_id>/cite/<str:signed>/", widget.widget_citation, name="widget-citation"
     ),
+    path(
+        "widget/<str:public_id>/cite/<str:signed>/pages/<int:page>.png",
+        widget.widget_citation_page_image,
+        name="widget-citation-page-image",
+    ),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
 ]
