@@ -25,11 +25,18 @@ Link = Callable[[dict[str, Any]], str]
 
 
 def page_link(source: dict[str, Any]) -> str:
-    """The chat page's own document view, at the cited page."""
+    """The chat page's own document view, at the cited page, naming the cited chunks so
+    the viewer can highlight the passage."""
     url = reverse("document-view", args=[source["document_id"]])
+    query = {}
     if source.get("pages"):
-        page = source["pages"][0]
-        url += f"?page={page}#page-{page}"
+        query["page"] = str(source["pages"][0])
+    if source.get("chunk_ids"):
+        query["chunks"] = ",".join(map(str, source["chunk_ids"]))
+    if query:
+        url += "?" + "&".join(f"{key}={value}" for key, value in query.items())
+    if source.get("pages"):
+        url += f"#page-{source['pages'][0]}"
     return url
 
 

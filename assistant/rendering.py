@@ -20,7 +20,7 @@ _CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\](?!\()")
 _ALLOWED_TAGS = {
     "p", "br", "hr", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li",
     "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td",
-    "a", "del", "sup", "span",
+    "a", "del", "sup", "span", "mark",
 }  # fmt: skip
 _ALLOWED_ATTRIBUTES = {
     "a": {"href", "title", "class", "data-source"},
@@ -71,16 +71,28 @@ def cited_numbers(text: str) -> list[int]:
     return numbers
 
 
-def render_markdown(text: str) -> str:
+def render_markdown(text: str, *, mark_lines: Sequence[tuple[int, int]] = ()) -> str:
     """Sanitised HTML for a document's own Markdown (a page of a Markdown, Word or HTML
     upload, stored with its headings, lists and tables as Markdown). Links are kept only
-    when they lead plainly to a web address, marked as leading outside."""
+    when they lead plainly to a web address, marked as leading outside.
+
+    `mark_lines` ((first, last) ranges of 0-based line numbers of `text`, inclusive) wraps
+    the text of every heading, paragraph, list item and table cell on them in ``<mark>``:
+    the viewer's highlight of a cited passage. Code blocks are left unmarked.
+    """
     md = _markdown()
     tokens = md.parse(text)
     for token in tokens:
         if token.type == "inline" and token.children:
             token.children = _inline(token.children, (), True, cite=False)
+            if token.map and any(_overlaps(token.map, lines) for lines in mark_lines):
+                token.children = [_html("<mark>"), *token.children, _html("</mark>")]
     return _clean(md.renderer.render(tokens, md.options, {}))
+
+
+def _overlaps(block: list[int], lines: tuple[int, int]) -> bool:
+    """Whether a token's line map [start, end) overlaps lines first..last (inclusive)."""
+    return block[0] <= lines[1] and block[1] > lines[0]
 
 
 def _clean(rendered: str) -> str:

@@ -26,6 +26,11 @@ urlpatterns = [
     path("kb/<slug:slug>/documents/", documents.documents_page, name="documents"),
     path("documents/<int:pk>/", documents.document_view, name="document-view"),
     path("documents/<int:pk>/file", documents.document_file, name="document-file"),
+    path(
+        "documents/<int:pk>/pages/<int:page>.png",
+        documents.document_page_image,
+        name="document-page-image",
+    ),
     path("assets/<int:pk>", documents.asset_file, name="asset-file"),
     path(
         "accounts/login/",
@@ -42,6 +47,11 @@ urlpatterns = [
     ),
     path(
         "widget/<str:public_id>/cite/<str:signed>/", widget.widget_citation, name="widget-citation"
+    ),
+    path(
+        "widget/<str:public_id>/cite/<str:signed>/pages/<int:page>.png",
+        widget.widget_citation_page_image,
+        name="widget-citation-page-image",
     ),
     path("api/", api.urls),
     path("admin/", admin.site.urls),

@@ -5,11 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from ingest.models import Chunk, Document
-from ingest.selectors import document_pages
+from ingest.pdfpages import PageUnavailable, pdf_page_image
+from ingest.viewer import viewer_image_pages, viewer_pages
+from ingest.views import stored_file
 
 from .askers import Asker
 from .http import (
@@ -137,19 +140,51 @@ def widget_conversation(request: HttpRequest, public_id: str, uid: str) -> JsonR
     return JsonResponse({"id": str(conversation.uid), "messages": messages})
 
 
+def _cited(public_id: str, signed: str) -> tuple[Document, list[Chunk]]:
+    """The document and chunks a signed citation names; WidgetDenied or Http404 if none."""
+    widget = widget_for(public_id=public_id)
+    citation = citation_verify(widget=widget, signed=signed)
+    document = Document.objects.filter(pk=citation.document_id, kb=widget.kb).first()
+    cited = list(Chunk.objects.filter(document=document, pk__in=citation.chunk_ids))
+    if document is None or not cited:
+        raise Http404("This source is no longer in the knowledge base.")
+    return document, cited
+
+
 @require_GET
 def widget_citation(request: HttpRequest, public_id: str, signed: str) -> HttpResponse:
     """One cited source, opened from the widget: only the pages (or passage) it cites."""
     try:
-        widget = widget_for(public_id=public_id)
-        citation = citation_verify(widget=widget, signed=signed)
+        document, cited = _cited(public_id, signed)
     except WidgetDenied as exc:
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain")
-    document = Document.objects.filter(pk=citation.document_id, kb=widget.kb).first()
-    cited = Chunk.objects.filter(document=document, pk__in=citation.chunk_ids)
-    if document is None or not cited.exists():
-        raise Http404("This source is no longer in the knowledge base.")
-    pages = document_pages(document=document, cited=cited)
-    selected = pages[0]["number"] if pages else 0
+    except Http404:
+        return render(request, "ingest/document_gone.html", {"embedded": True}, status=404)
+    base = reverse("widget-citation", args=[public_id, signed])
+    pages = viewer_pages(
+        document=document,
+        cited=cited,
+        only_cited=True,
+        image_url=lambda page: f"{base}pages/{page}.png",
+    )
+    selected = pages[0].number if pages else 0
     context = {"document": document, "pages": pages, "selected": selected, "embedded": True}
     return render(request, "ingest/document.html", context)
+
+
+@require_GET
+def widget_citation_page_image(
+    request: HttpRequest, public_id: str, signed: str, page: int
+) -> HttpResponseBase:
+    """A page image of a widget citation: only a page its chunks are on, while it is valid."""
+    try:
+        document, cited = _cited(public_id, signed)
+    except WidgetDenied as exc:
+        return HttpResponse(str(exc), status=exc.status, content_type="text/plain")
+    if page not in viewer_image_pages(cited=cited):
+        raise Http404("This page is not part of the citation.")
+    try:
+        name = pdf_page_image(document=document, page=page)
+    except PageUnavailable as exc:
+        raise Http404("No such page") from exc
+    return stored_file(name, "image/png")

@@ -52,6 +52,8 @@ class VectorStore(Protocol):
 
     def ids(self, *, collection: str) -> set[str]: ...
 
+    def present(self, *, collection: str, ids: Sequence[str]) -> set[str]: ...
+
     def count(self, *, collection: str) -> int: ...
 
     def collection_names(self) -> set[str]: ...
@@ -210,6 +212,19 @@ class ChromaStore:
             if len(page) < _PAGE:
                 return found
             offset += _PAGE
+
+    def present(self, *, collection: str, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` the collection holds. Asked once, without retries: it serves a
+        page a person is waiting for, which says so when Chroma is down."""
+        found: set[str] = set()
+        for start in range(0, len(ids), _PAGE):
+            batch = list(ids[start : start + _PAGE])
+
+            def read(client: Any, batch: list[str] = batch) -> list[str]:
+                return self._collection(client, collection).get(ids=batch, include=[])["ids"]
+
+            found.update(self._call(read, retries=0))
+        return found
 
     def count(self, *, collection: str) -> int:
         return int(self._call(lambda c: self._collection(c, collection).count()))

@@ -8,14 +8,22 @@ from django.core.files.storage import default_storage
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from ingest.access import kb_readable
 from ingest.forms import KnowledgeBaseForm
 from ingest.models import Asset, Document, KnowledgeBase
-from ingest.selectors import document_pages
+from ingest.pdfpages import PageUnavailable, pdf_page_image
 from ingest.services import kb_create, kb_delete, kb_update
 from ingest.store import get_store
+from ingest.viewer import (
+    ImageUrl,
+    viewer_chunk_rows,
+    viewer_cited_chunks,
+    viewer_pages,
+    viewer_selected_page,
+)
 
 # Only these are shown in the browser; anything else (HTML above all) is a download,
 # so an uploaded page can never run script on Docent's origin.
@@ -26,7 +34,7 @@ _FILE_CSP = (
 )
 
 
-def _stored_file(name: str, mime_type: str, filename: str | None = None) -> FileResponse:
+def stored_file(name: str, mime_type: str, filename: str | None = None) -> FileResponse:
     """An uploaded (or derived) file: inline only if it is a PDF or an image, else a download."""
     inline = mime_type in _INLINE_TYPES
     response = FileResponse(
@@ -47,19 +55,46 @@ def _readable_document(request: HttpRequest, pk: int) -> Document:
     return document
 
 
+def _document_gone(request: HttpRequest) -> HttpResponse:
+    """A citation to a document that is gone, or that this reader may not see: the same
+    page for both, so it never tells whether a document exists in a knowledge base."""
+    return render(request, "ingest/document_gone.html", {}, status=404)
+
+
 @require_GET
 def document_view(request: HttpRequest, pk: int) -> HttpResponse:
-    document = _readable_document(request, pk)
-    pages = document_pages(document=document)
-    page = request.GET.get("page", "0")
-    selected = int(page) if page.isascii() and page.isdecimal() and len(page) <= 6 else 0
+    try:
+        document = _readable_document(request, pk)
+    except Http404:
+        return _document_gone(request)
+    cited = viewer_cited_chunks(document=document, raw=request.GET.get("chunks", ""))
+    inspect = request.GET.get("view") == "chunks" and request.user.is_staff
     context = {
         "document": document,
-        "pages": pages,
-        "selected": selected,
-        "assets": document.assets.all(),
+        "pages": viewer_pages(document=document, cited=cited, image_url=_page_image_url(pk)),
+        "selected": viewer_selected_page(raw=request.GET.get("page", ""), cited=cited),
+        "assets": document.assets.filter(source=Asset.Source.UPLOAD),
     }
+    if inspect:
+        context["chunks"], context["store_up"] = viewer_chunk_rows(
+            document=document, store=get_store()
+        )
     return render(request, "ingest/document.html", context)
+
+
+def _page_image_url(pk: int) -> ImageUrl:
+    return lambda page: reverse("document-page-image", args=[pk, page])
+
+
+@require_GET
+def document_page_image(request: HttpRequest, pk: int, page: int) -> FileResponse:
+    """Page `page` of a PDF as a PNG, with the same access check and headers as the file."""
+    document = _readable_document(request, pk)
+    try:
+        name = pdf_page_image(document=document, page=page)
+    except PageUnavailable as exc:
+        raise Http404("No such page") from exc
+    return stored_file(name, "image/png")
 
 
 @require_GET
@@ -67,7 +102,7 @@ def document_file(request: HttpRequest, pk: int) -> FileResponse:
     document = _readable_document(request, pk)
     if not document.file:
         raise Http404("This upload was rejected, so no file was kept.")
-    return _stored_file(str(document.file.name), document.mime_type, document.filename)
+    return stored_file(str(document.file.name), document.mime_type, document.filename)
 
 
 @require_GET
@@ -75,7 +110,7 @@ def asset_file(request: HttpRequest, pk: int) -> FileResponse:
     asset = get_object_or_404(Asset.objects.select_related("kb"), pk=pk)
     if not kb_readable(kb=asset.kb, user=request.user):
         raise Http404("No such image")
-    return _stored_file(str(asset.file.name), asset.mime_type)
+    return stored_file(str(asset.file.name), asset.mime_type)
 
 
 @staff_member_required

@@ -80,6 +80,9 @@ class MemoryStore:
     def ids(self, *, collection: str) -> set[str]:
         return set(self.collections.get(collection, {}))
 
+    def present(self, *, collection: str, ids: Sequence[str]) -> set[str]:
+        return set(ids) & set(self.collections.get(collection, {}))
+
     def count(self, *, collection: str) -> int:
         return len(self.collections.get(collection, {}))
 

@@ -42,13 +42,36 @@ def extract_docx(data: bytes, *, kind: str, limits: Limits, on_progress: Progres
             else:
                 blocks.append(text)
         elif isinstance(item, Table):
+            rows = []
             for row in item.rows:
-                cells = [c.text.strip() for c in row.cells]
-                if any(cells):
-                    blocks.append(" | ".join(dict.fromkeys(cells)))
+                # A merged cell is listed once per column it spans: show its text once.
+                cells, previous = [], None
+                for cell in row.cells:
+                    cells.append("" if cell._tc is previous else cell.text)
+                    previous = cell._tc
+                rows.append(cells)
+            table = markdown_table(rows)
+            if table:
+                blocks.append(table)
     title = (document.core_properties.title or "").strip()
     on_progress(Progress("extracting", 1, 1))
     return Extraction(kind, None, (PageText(None, clean_text("\n\n".join(blocks))),), title=title)
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """Rows of cell texts as a Markdown table: the first row is its header. Empty rows are
+    dropped, short rows padded, and pipes and line breaks in a cell kept as text."""
+
+    def cell(text: str) -> str:
+        return re.sub(r"\s+", " ", text).strip().replace("|", "\\|")
+
+    kept = [[cell(c) for c in row] for row in rows if any(c.strip() for c in row)]
+    if not kept:
+        return ""
+    width = max(len(row) for row in kept)
+    lines = ["| " + " | ".join(row + [""] * (width - len(row))) + " |" for row in kept]
+    lines.insert(1, "|" + " --- |" * width)
+    return "\n".join(lines)
 
 
 def _heading_level(style: str) -> int:
@@ -79,7 +102,7 @@ def _check_zip_bomb(data: bytes, limits: Limits) -> None:
 
 
 _DROP_TAGS = ["script", "style", "noscript", "template", "svg", "iframe", "nav", "footer"]
-_BLOCK_TAGS = {"p", "li", "pre", "blockquote", "dt", "dd", "tr", "caption", "figcaption"}
+_BLOCK_TAGS = {"p", "li", "pre", "blockquote", "dt", "dd", "table", "figcaption"}
 
 
 def extract_html(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:
@@ -93,18 +116,19 @@ def extract_html(data: bytes, *, kind: str, limits: Limits, on_progress: Progres
     root = soup.body or soup
     blocks: list[str] = []
     for element in root.find_all(["h1", "h2", "h3", "h4", "h5", "h6", *_BLOCK_TAGS]):
-        if element.find_parent(list(_BLOCK_TAGS)) is not None and element.name != "tr":
+        if element.find_parent(list(_BLOCK_TAGS)) is not None:
             continue  # nested inside a block we already take whole
         if element.name == "pre":
-            text = element.get_text()
-        elif element.name == "tr":
-            cells = element.find_all(["td", "th"])
-            text = " | ".join(re.sub(r"\s+", " ", c.get_text()).strip() for c in cells)
+            text = _fenced(element)
+        elif element.name == "table":
+            text = _html_table(element)
         else:
             text = re.sub(r"\s+", " ", element.get_text()).strip()
         if not text.strip():
             continue
-        if element.name[0] == "h" and element.name[1:].isdigit():
+        if element.name in ("pre", "table"):
+            blocks.append(text)
+        elif element.name[0] == "h" and element.name[1:].isdigit():
             blocks.append("#" * int(element.name[1]) + " " + text)
         elif element.name == "li":
             blocks.append("- " + text)
@@ -114,6 +138,29 @@ def extract_html(data: bytes, *, kind: str, limits: Limits, on_progress: Progres
         blocks = [root.get_text("\n", strip=True)]
     on_progress(Progress("extracting", 1, 1))
     return Extraction(kind, None, (PageText(None, clean_text("\n\n".join(blocks))),), title=title)
+
+
+def _fenced(pre) -> str:
+    """A <pre> as a fenced code block, its language kept from a ``language-x`` class."""
+    code = pre.get_text().strip("\n")
+    if not code.strip():
+        return ""
+    fence = "~~~" if "```" in code else "```"
+    inner = pre.find("code")
+    classes = inner.get("class", []) if inner is not None else []
+    language = next((c[9:] for c in classes if re.fullmatch(r"language-[\w+-]{1,30}", c)), "")
+    return f"{fence}{language}\n{code}\n{fence}"
+
+
+def _html_table(table) -> str:
+    """A <table> as a caption line (if it has one) and a Markdown table."""
+    rows = [
+        [cell.get_text(" ") for cell in row.find_all(["td", "th"])] for row in table.find_all("tr")
+    ]
+    caption = table.find("caption")
+    title = re.sub(r"\s+", " ", caption.get_text()).strip() if caption is not None else ""
+    body = markdown_table(rows)
+    return f"{title}\n\n{body}".strip() if body else title
 
 
 def extract_plain(data: bytes, *, kind: str, limits: Limits, on_progress: ProgressFn) -> Extraction:

@@ -44,3 +44,10 @@ def test_api_clients_get_links_but_no_html():
         .data["sources"][0]["url"]
         .startswith("/documents/7/")
     )
+
+
+def test_a_page_link_names_the_cited_chunks_for_the_viewer_to_highlight():
+    source = {**SOURCE, "chunk_ids": [12, 13]}
+    assert page_link(source) == "/documents/7/?page=3&chunks=12,13#page-3"
+    unpaged = {**SOURCE, "pages": [], "chunk_ids": [5]}
+    assert page_link(unpaged) == "/documents/7/?chunks=5"

@@ -121,16 +121,19 @@ def test_docx_keeps_headings_lists_and_tables(tmp_path):
     document.add_heading("Setup guide", level=1)
     document.add_paragraph("Install the agent first.")
     document.add_paragraph("Open the firewall", style="List Bullet")
-    table = document.add_table(rows=1, cols=2)
+    table = document.add_table(rows=2, cols=2)
     table.rows[0].cells[0].text = "Port"
-    table.rows[0].cells[1].text = "8443"
+    table.rows[0].cells[1].text = "Use"
+    table.rows[1].cells[0].text = "8443"
+    table.rows[1].cells[1].text = "HTTPS | admin"
     out = tmp_path / "in.docx"
     document.save(out)
     result, _ = run(tmp_path, out.read_bytes(), "docx")
     text = result.pages[0].text
     assert "# Setup guide" in text
     assert "- Open the firewall" in text
-    assert "Port | 8443" in text
+    # A real Markdown table: header row, separator, pipes in a cell kept as text.
+    assert "| Port | Use |\n| --- | --- |\n| 8443 | HTTPS \\| admin |" in text
 
 
 def test_docx_zip_bomb_is_refused(tmp_path):
@@ -147,6 +150,19 @@ def test_html_drops_scripts_and_keeps_structure(tmp_path):
     assert result.title == "FAQ"
     assert "# Billing" in text and "Invoices are sent monthly." in text and "- Transfer" in text
     assert "alert" not in text and "menu" not in text
+
+
+def test_html_tables_become_markdown_tables_and_pre_a_fenced_block(tmp_path):
+    html = b"""<html><body><h2>Ports</h2>
+    <table><caption>Open ports</caption><tr><th>Port</th><th>Use</th></tr>
+    <tr><td>8443</td><td><p>HTTPS</p></td></tr></table>
+    <pre><code class="language-sh">docent serve \\
+  --port 8443</code></pre></body></html>"""
+    result, _ = run(tmp_path, html, "html")
+    text = result.pages[0].text
+    assert "## Ports" in text
+    assert "Open ports\n\n| Port | Use |\n| --- | --- |\n| 8443 | HTTPS |" in text
+    assert "```sh\ndocent serve \\\n  --port 8443\n```" in text
 
 
 def test_markdown_and_text_decode_any_common_encoding(tmp_path):
