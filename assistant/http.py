@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.core.handlers.asgi import ASGIRequest
 from django.http import FileResponse, Http404, HttpRequest, JsonResponse, StreamingHttpResponse
@@ -116,12 +115,12 @@ def json_object(body: bytes) -> dict:
 
 def stored_image(name: str) -> FileResponse:
     """A screenshot kept with a question (always saved as PNG), shown inline and inert."""
+    from ingest.views import stored_file
+
     try:
-        response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+        response = stored_file(name, "image/png")
     except OSError as exc:
         raise Http404("That screenshot is no longer stored.") from exc
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
