@@ -312,10 +312,13 @@ class Docent:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # -- documents -------------------------------------------------------------------------------
-    def upload(self, client: httpx.Client, name: str, text: str) -> int:
+    def upload(
+        self, client: httpx.Client, name: str, text: str | bytes, mime: str = "text/markdown"
+    ) -> int:
+        data = text.encode() if isinstance(text, str) else text
         response = client.post(
             f"{self.url}/api/kbs/{self.slug}/documents",
-            files={"files": (name, text.encode(), "text/markdown")},
+            files={"files": (name, data, mime)},
             headers=self.headers,
         )
         response.raise_for_status()

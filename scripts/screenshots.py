@@ -3,8 +3,9 @@
 Starts a throwaway Docent on loopback (the stand-in model, one public knowledge base with
 a manual, a staff account, a widget), serves a customer page with the widget from a
 second loopback address (127.0.0.2), and has Chromium (/usr/bin/chromium, never a
-downloaded one) capture: the chat page with a cited answer, the documents page, the
-document viewer at a cited page, and the widget open on the customer's page.
+downloaded one) capture: the chat page with a cited answer (also in dark mode), the
+documents page, the document viewer at a cited PDF page with the passage highlighted,
+and the widget open on the customer's page.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
@@ -31,6 +32,33 @@ ANSWER = (
     "1. Close cover B until it clicks [1].\n2. Press *Resume* [2].\n\n"
     "The vendor also has [a troubleshooting page](https://support.example.com/e42)."
 )
+GUIDE_PAGES = [
+    ("Installing the printer", "Unpack the printer and remove every orange tape. " * 30),
+    (
+        "Clearing error E-42",
+        "Error E-42 means a sheet is stuck in the paper tray. Pull the tray out, remove "
+        "the jammed sheet and push the tray back until it clicks. Close cover B and press "
+        "Resume. If the error stays, switch the printer off for ten seconds. "
+        + "Keep the tray loaded with no more than 250 sheets of plain paper. " * 20,
+    ),
+    ("Cleaning", "Wipe the rollers with a dry, lint-free cloth once a month. " * 30),
+]
+
+
+def guide_pdf() -> bytes:
+    """A three-page printer guide as a real PDF (fpdf2, a development dependency)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_margins(20, 20)
+    for title, body in GUIDE_PAGES:
+        pdf.add_page()
+        pdf.set_font("Helvetica", "B", 18)
+        pdf.multi_cell(0, 10, title)
+        pdf.ln(4)
+        pdf.set_font("Helvetica", size=12)
+        pdf.multi_cell(0, 7, body)
+    return bytes(pdf.output())
 MANUAL = (
     "# Printer manual\n\n## Error codes\n\nError E-42 means the paper tray is jammed. "
     "Open the tray, remove the sheet, and close cover B until it clicks.\n\n"
@@ -77,7 +105,8 @@ def main() -> int:
         app.start()
         with http_client(timeout=120) as client:
             document = app.upload(client, "printer-manual.md", MANUAL)
-            app.wait_settled(client, {document}, timeout=120)
+            guide = app.upload(client, "printer-guide.pdf", guide_pdf(), "application/pdf")
+            app.wait_settled(client, {document, guide}, timeout=180)
         widget = app._manage(
             "shell",
             "-c",
@@ -138,6 +167,10 @@ def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) ->
                 raise
             page.wait_for_timeout(500)
             shot("chat")
+            pdf_link = page.evaluate(
+                "() => JSON.parse(document.querySelector('.message.assistant').dataset.passages)"
+                ".filter(p => p.document.endsWith('.pdf')).map(p => p.url)[0] || ''"
+            )
             if page.locator("#menu-toggle").is_visible():  # phones: the drawer with the history
                 page.click("#menu-toggle")
                 shot("chat-drawer")
@@ -150,6 +183,14 @@ def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) ->
             shot("documents")
             page.goto(f"{app.url}/documents/{document}/")
             shot("viewer")
+            if not pdf_link:
+                problems.append(f"no PDF passage was read for the answer at {name}")
+            else:
+                page.goto(f"{app.url}{pdf_link}")
+                page.locator(".page.selected img").evaluate("img => img.decode()")
+                if page.locator(".highlight").count() == 0:
+                    problems.append(f"the cited PDF page has no highlight at {name}")
+                shot("viewer-pdf")
             llm.script({"text": ANSWER})
             page.goto(origin)
             page.locator("[data-docent-widget]").wait_for()
@@ -159,6 +200,16 @@ def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) ->
             page.wait_for_timeout(500)
             shot("widget")
             context.close()
+        dark = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme="dark")
+        page = dark.new_page()
+        llm.script({"text": ANSWER})
+        page.goto(f"{app.url}/?kb={app.slug}")
+        page.fill("#question", "How do I clear error E-42?")
+        page.keyboard.press("Enter")
+        page.locator(".message.assistant .feedback-bar").wait_for(timeout=30000)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(out / "chat-dark-desktop.png"))
+        dark.close()
         browser.close()
     return problems
 

@@ -156,3 +156,14 @@ def gif_bomb() -> bytes:
         + b"\x02\x02\x44\x01\x00"
     )
     return header + image + b"\x3b"
+
+
+def public_kb(name: str):
+    """A knowledge base anyone may read (created if missing), as stored."""
+    from ingest.models import KnowledgeBase
+    from ingest.services import kb_get_or_create
+
+    kb = kb_get_or_create(name=name)
+    KnowledgeBase.objects.filter(pk=kb.pk).update(visibility=KnowledgeBase.Visibility.PUBLIC)
+    kb.refresh_from_db()
+    return kb

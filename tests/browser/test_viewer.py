@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ingest.models import Chunk, KnowledgeBase
+from ingest.models import Chunk
 from ingest.services import document_delete, kb_get_or_create
 from ingest.store import get_store
 from tests import factories
@@ -36,13 +36,6 @@ then refit the cap with a quarter turn.
 """
 
 
-def public(name: str) -> KnowledgeBase:
-    kb = kb_get_or_create(name=name)
-    KnowledgeBase.objects.filter(pk=kb.pk).update(visibility=KnowledgeBase.Visibility.PUBLIC)
-    kb.refresh_from_db()
-    return kb
-
-
 def poll(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -67,7 +60,7 @@ def sign_in(page, url: str) -> None:
 def test_a_pdf_citation_shows_the_page_image_with_the_passage_highlighted(
     live_app, browser, ingest_text, viewport
 ):
-    document = ingest_text(public("Pumps"), "pump.pdf", factories.text_pdf(PAGES))
+    document = ingest_text(factories.public_kb("Pumps"), "pump.pdf", factories.text_pdf(PAGES))
     chunk = Chunk.objects.filter(document=document, page=2).first()
     page = browser.new_page(viewport=viewport)
     page.goto(f"{live_app.url}/documents/{document.pk}/?page=2&chunks={chunk.pk}#page-2")
@@ -91,7 +84,7 @@ def test_a_pdf_citation_shows_the_page_image_with_the_passage_highlighted(
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_markdown_and_word_documents_show_their_headings(live_app, browser, ingest_text, viewport):
-    kb = public("Guides")
+    kb = factories.public_kb("Guides")
     markdown = ingest_text(kb, "guide.md", GUIDE)
     word = ingest_text(
         kb,
@@ -145,7 +138,7 @@ def test_staff_inspect_chunks_with_token_counts_and_vector_state(
 
 
 def test_a_citation_to_a_deleted_document_explains_it_is_gone(live_app, browser, ingest_text):
-    document = ingest_text(public("Old"), "old.md", "# Old\n\nOld advice.")
+    document = ingest_text(factories.public_kb("Old"), "old.md", "# Old\n\nOld advice.")
     pk, chunk = document.pk, document.chunks.first().pk
     document_delete(document=document, store=get_store())
     page = browser.new_page(viewport=PHONE)

@@ -12,7 +12,7 @@ from django.test import Client
 
 from assistant.models import Widget
 from assistant.widgets import WidgetSession, citation_link
-from ingest.models import Chunk, KnowledgeBase
+from ingest.models import Chunk
 from ingest.passages import passage_find, words_of
 from ingest.pdfpages import pdf_page_highlights, pdf_page_image
 from ingest.services import document_delete, kb_get_or_create
@@ -40,13 +40,6 @@ To clean the filter, close the inlet valve and rinse the mesh.
 """
 
 
-def public(name: str) -> KnowledgeBase:
-    kb = kb_get_or_create(name=name)
-    KnowledgeBase.objects.filter(pk=kb.pk).update(visibility=KnowledgeBase.Visibility.PUBLIC)
-    kb.refresh_from_db()
-    return kb
-
-
 def staff_client() -> Client:
     user = get_user_model().objects.create_user("boss", password="x-pass-123", is_staff=True)
     client = Client()
@@ -56,7 +49,7 @@ def staff_client() -> Client:
 
 @pytest.fixture
 def manual(ingest_text):
-    return ingest_text(public("Pumps"), "pump.pdf", factories.text_pdf(PAGES))
+    return ingest_text(factories.public_kb("Pumps"), "pump.pdf", factories.text_pdf(PAGES))
 
 
 def highlight_rects(html: str) -> list[str]:
@@ -103,7 +96,7 @@ def test_a_wrong_passage_gets_no_highlight(manual):
 
 def test_chunks_of_another_document_and_malformed_ids_are_ignored(manual, ingest_text):
     # The same text in another knowledge base: its chunk would match, but is not ours.
-    other = ingest_text(public("Other"), "other.pdf", factories.text_pdf(PAGES))
+    other = ingest_text(factories.public_kb("Other"), "other.pdf", factories.text_pdf(PAGES))
     foreign = Chunk.objects.get(document=other, page=2)
     for chunks in (str(foreign.pk), "abc,,-1,99999999999999999999", "\u0663", "1" * 5000):
         response = Client().get(f"/documents/{manual.pk}/?page=2&chunks={chunks}")
@@ -140,7 +133,7 @@ def test_page_images_need_the_same_access_as_the_document(ingest_text):
 
 
 def test_markdown_keeps_headings_and_tables_and_marks_the_cited_passage(ingest_text):
-    document = ingest_text(public("Guides"), "guide.md", GUIDE)
+    document = ingest_text(factories.public_kb("Guides"), "guide.md", GUIDE)
     cited = Chunk.objects.filter(document=document, text__contains="inlet valve").first()
     html = Client().get(f"/documents/{document.pk}/?chunks={cited.pk}").content.decode()
     assert "<h1>Pump guide</h1>" in html and "<h2>Cleaning</h2>" in html
@@ -152,7 +145,9 @@ def test_markdown_keeps_headings_and_tables_and_marks_the_cited_passage(ingest_t
 
 
 def test_plain_text_is_escaped_not_rendered(ingest_text):
-    document = ingest_text(public("Notes"), "notes.txt", "# not a heading\n\n<b>bold</b> text")
+    document = ingest_text(
+        factories.public_kb("Notes"), "notes.txt", "# not a heading\n\n<b>bold</b> text"
+    )
     html = Client().get(f"/documents/{document.pk}/").content.decode()
     assert "# not a heading" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
     assert "<h1>not a heading" not in html
@@ -160,7 +155,7 @@ def test_plain_text_is_escaped_not_rendered(ingest_text):
 
 def test_a_docx_is_shown_with_its_headings_and_lists(ingest_text):
     data = factories.docx([("h1", "Setup"), ("p", "Install it."), ("li", "Open port 8443")])
-    document = ingest_text(public("Word"), "setup.docx", data)
+    document = ingest_text(factories.public_kb("Word"), "setup.docx", data)
     html = Client().get(f"/documents/{document.pk}/").content.decode()
     assert "<h1>Setup</h1>" in html and "<li>Open port 8443</li>" in html
 
@@ -197,7 +192,7 @@ def test_the_back_link_leads_staff_to_the_documents_page_and_readers_to_chat(man
 
 
 def test_a_citation_to_a_deleted_or_unreadable_document_explains_it_is_gone(ingest_text):
-    kb = public("Gone")
+    kb = factories.public_kb("Gone")
     document = ingest_text(kb, "old.md", "# Old\n\nOld text.")
     pk = document.pk
     document_delete(document=document, store=get_store())
@@ -238,7 +233,7 @@ def test_a_widget_citation_shows_only_its_page_images(manual):
 
 def test_a_screenshot_is_shown_with_its_text_beneath(ingest_text):
     image = factories.text_image(["Update failed: not enough storage"])
-    document = ingest_text(public("Shots"), "dialog.png", image)
+    document = ingest_text(factories.public_kb("Shots"), "dialog.png", image)
     html = Client().get(f"/documents/{document.pk}/").content.decode()
     asset = document.assets.get()
     picture = html.index(f'src="/assets/{asset.pk}"')
