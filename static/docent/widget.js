@@ -38,11 +38,18 @@
     "form{border-top:1px solid #e4e7ec;padding:8px;display:flex;gap:6px;align-items:flex-end}" +
     "textarea{flex:1;resize:none;border:1px solid #d0d5dd;border-radius:8px;padding:7px;min-height:38px;max-height:110px}" +
     "form button{border:0;border-radius:8px;background:var(--c);color:#fff;padding:8px 12px;cursor:pointer}form button[hidden]{display:none}" +
+    "form[hidden]{display:none}.m code,.m pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}" +
+    ".m table{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%;margin:4px 0}.m th,.m td{border:1px solid #d0d5dd;padding:2px 6px;text-align:left}" +
+    ".m :not(pre)>code{background:#e9ecf1;border-radius:4px;padding:0 3px}header svg{width:16px;height:16px;vertical-align:-3px}" +
+    ":focus-visible{outline:2px solid var(--c);outline-offset:2px}" +
+    // Phones: the panel takes the whole screen, like an app's help sheet.
+    "@media (max-width:480px){.panel{position:fixed;top:0;left:0;right:0;bottom:0;width:100vw;height:100vh;height:100dvh;border-radius:0}}" +
     "form button.attach{background:transparent;color:#475467;padding:8px}.tray{display:flex;gap:4px;padding:0 8px}.tray img{height:40px;border-radius:4px;border:1px solid #d0d5dd}" +
     "</style>" +
     '<div class="wrap"><div class="panel" hidden role="dialog" aria-label="Help">' +
     '<header><strong class="title">Help</strong><button class="new" type="button" title="New conversation">New</button>' +
-    '<button class="close" type="button" title="Close">✕</button></header>' +
+    '<button class="close" type="button" aria-label="Close help" title="Close"><svg viewBox="0 0 24 24" aria-hidden="true">' +
+    '<path fill="none" stroke="currentColor" stroke-width="2.5" stroke-linecap="round" d="M6 6l12 12M18 6L6 18"/></svg></button></header>' +
     '<div class="log" aria-live="polite"></div><div class="tray"></div>' +
     '<form><button class="attach" type="button" aria-label="Attach a screenshot" title="Attach a screenshot" hidden>' +
     '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path fill="none" stroke="currentColor" stroke-width="2" ' +
@@ -50,7 +57,7 @@
     '</button><input type="file" accept="image/*" multiple hidden aria-label="Screenshots to attach">' +
     '<textarea rows="1" placeholder="Ask a question…" aria-label="Your question"></textarea>' +
     '<button class="send" type="submit">Send</button><button class="stop" type="button" hidden>Stop</button></form></div>' +
-    '<button class="launcher" type="button" aria-label="Open help">?</button></div>';
+    '<button class="launcher" type="button" aria-label="Open help" aria-expanded="false">?</button></div>';
   var $ = function (s) { return root.querySelector(s); };
   var wrap = $(".wrap"), panel = $(".panel"), log = $(".log"), input = $("textarea"), form = $("form");
   var sendBtn = $(".send"), stopBtn = $(".stop"), tray = $(".tray"), attach = $(".attach");
@@ -182,6 +189,7 @@
   }
 
   function ask(question) {
+    if (!config) return;  // refused on this site: nothing to send to
     question = question.trim();
     if (!question || controller) return;
     if (question.length > config.max_chars) { note("Please keep questions under " + config.max_chars + " characters.", "err"); return; }
@@ -252,12 +260,28 @@
   attach.addEventListener("click", function () { $("input[type=file]").click(); });
   $("input[type=file]").addEventListener("change", function (e) { addFiles(e.target.files); e.target.value = ""; });
   stopBtn.addEventListener("click", function () { if (controller) controller.abort(); });
-  $(".close").addEventListener("click", function () { panel.hidden = true; });
-  $(".new").addEventListener("click", function () { put("conversation", ""); greet(); });
-  $(".launcher").addEventListener("click", function () {
-    panel.hidden = !panel.hidden;
-    if (!panel.hidden) input.focus();
+  var launcher = $(".launcher");
+  function openPanel(open) {
+    panel.hidden = !open;
+    launcher.setAttribute("aria-expanded", String(open));
+    launcher.setAttribute("aria-label", open ? "Close help" : "Open help");
+    if (open) (form.hidden ? $(".close") : input).focus(); else launcher.focus();
+  }
+  $(".close").addEventListener("click", function () { openPanel(false); });
+  // Escape closes the panel; Tab stays inside it while it is open (a dialog's focus trap).
+  root.addEventListener("keydown", function (e) {
+    if (panel.hidden) return;
+    if (e.key === "Escape") { e.preventDefault(); openPanel(false); return; }
+    if (e.key !== "Tab") return;
+    var items = Array.prototype.filter.call(panel.querySelectorAll("a[href], button, textarea, summary"),
+      function (n) { return !n.hidden && !n.closest("[hidden]") && n.offsetParent !== null; });
+    if (!items.length) return;
+    var first = items[0], last = items[items.length - 1], active = root.activeElement;
+    if (e.shiftKey && active === first) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && active === last) { e.preventDefault(); first.focus(); }
   });
+  $(".new").addEventListener("click", function () { put("conversation", ""); greet(); });
+  launcher.addEventListener("click", function () { openPanel(panel.hidden); });
 
   function mount() {
     document.body.appendChild(host);

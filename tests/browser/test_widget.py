@@ -179,6 +179,8 @@ def test_unlisted_origin_shows_unavailable_and_is_refused(live_app, browser, hos
         "() => document.querySelector('[data-docent-widget]').shadowRoot.querySelector('.log').innerText.includes('unavailable')"
     )
     assert blocked  # no CORS grant, so the browser withholds the answer from the page
+    assert not page.locator("textarea").is_visible()  # before: a live box, and a TypeError
+    assert not page.locator("button.send").is_visible()
     import httpx
 
     direct = httpx.post(
@@ -205,4 +207,60 @@ def test_quota_message_shows_when_the_quota_runs_out(live_app, browser, host_sit
         )
     assert "reached today's limit" in page.locator(".log").inner_text()
     assert len(live_app.llm.chat_requests) == 1
+    page.close()
+
+
+def widget_on_site(live_app, host_site, shop) -> str:
+    widget = make_widget(shop, "")
+    site = host_site("127.0.0.2", page_html(live_app.url, widget))
+    widget.allowed_origins = site
+    widget.save()
+    return site
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (390, 844)], ids=["desktop", "phone"])
+def test_the_widget_is_a_dialog_the_keyboard_can_use_and_full_screen_on_a_phone(
+    live_app, browser, host_site, shop, size
+):
+    site = widget_on_site(live_app, host_site, shop)
+    live_app.llm.script(
+        Reply(
+            text="Returns take 30 days [1].\n\n| Step | Where |\n| --- | --- |\n"
+            "| Pack | `box-1` |\n\n```\nreturn --order 4411\n```"
+        )
+    )
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(site)
+    launcher = page.locator("button.launcher")
+    launcher.wait_for(state="visible")
+    assert launcher.get_attribute("aria-expanded") == "false"
+    open_widget(page)
+    assert launcher.get_attribute("aria-expanded") == "true"
+    panel = page.locator(".panel").bounding_box()
+    if size[0] < 480:  # a phone: the whole screen, not a floating box
+        assert panel["x"] == 0 and panel["width"] == size[0] and panel["height"] == size[1]
+    page.locator("textarea").fill("How do returns work?")
+    page.keyboard.press("Enter")
+    page.locator(".srcs").wait_for()
+    bot = page.locator(".m.bot").last
+    assert "monospace" in bot.locator("pre").evaluate("n => getComputedStyle(n).fontFamily")
+    assert bot.locator("td").first.evaluate("n => getComputedStyle(n).borderTopStyle") == "solid"
+    assert page.locator(".src a .name").all_text_contents() == ["returns.md"]
+    bot.locator("a.cite").first.click()  # the passage, inline under the answer
+    assert "30 days" in bot.locator(".peek").inner_text()
+    for _ in range(12):  # Tab stays inside the open panel
+        page.keyboard.press("Tab")
+        inside = page.evaluate(
+            "() => { const r = document.querySelector('[data-docent-widget]').shadowRoot;"
+            " return !!(r.activeElement && r.querySelector('.panel').contains(r.activeElement)); }"
+        )
+        assert inside
+    page.keyboard.press("Escape")
+    assert not page.locator(".panel").is_visible()
+    assert (
+        page.evaluate(
+            "() => document.querySelector('[data-docent-widget]').shadowRoot.activeElement.className"
+        )
+        == "launcher"
+    )
     page.close()
