@@ -10,7 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from ninja import NinjaAPI, Router, Schema
-from ninja.errors import HttpError
+from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer, SessionAuth
 
 from ingest.api import MAX_OFFSET, kb_for
@@ -26,6 +26,17 @@ from .presenters import api_events, linked, message_citations, page_link
 from .services import ChatInputError, answer_stream
 
 
+class BrowserSessionAuth(SessionAuth):
+    """A signed-in browser, CSRF-checked. Without a signed-in user there is nothing to
+    check: the request is simply not authenticated, so that a program with a missing or
+    wrong key is told 401 (and how to authenticate), not "CSRF check Failed"."""
+
+    def __call__(self, request):
+        if not request.user.is_authenticated:
+            return None
+        return super().__call__(request)
+
+
 class ApiKeyAuth(HttpBearer):
     def authenticate(self, request, token: str):
         key = api_key_authenticate(token=token)
@@ -39,12 +50,26 @@ api = NinjaAPI(
     version="1",
     description=__doc__,
     urls_namespace="api",
-    auth=[ApiKeyAuth(), SessionAuth()],
+    auth=[ApiKeyAuth(), BrowserSessionAuth()],
     # Ninja's Swagger page pulls scripts from a CDN and runs inline script, which the
     # Content-Security-Policy forbids; the schema itself is served at /api/openapi.json.
     docs_url=None,
 )
 router = Router(tags=["chat"])
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request, exc):
+    response = api.create_response(
+        request,
+        {
+            "detail": "Authentication required: send an API key as 'Authorization: Bearer "
+            "dk_...' (make one with manage.py apikey or in the admin), or sign in."
+        },
+        status=401,
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="docent"'
+    return response
 
 
 class ChatIn(Schema):

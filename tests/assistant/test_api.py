@@ -273,3 +273,12 @@ def test_a_rate_limited_model_is_a_429_with_retry_after(kbs, keys, llm_server, s
     body = response.json()
     assert "wait 90 s" in body["detail"] and body["message_id"]
     assert Message.objects.get(pk=body["message_id"]).status == "error"
+
+
+@pytest.mark.parametrize("headers", [{}, {"HTTP_AUTHORIZATION": "Bearer dk_wrong"}])
+def test_a_program_without_a_valid_key_is_told_401_and_how_to_authenticate(kbs, headers):
+    """Before: 403 {"detail": "CSRF check Failed"}, which says nothing about keys."""
+    response = post_json(Client(), "/api/kbs/alpha/chat", {"question": "reset?"}, **headers)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert "Authorization: Bearer" in response.json()["detail"]

@@ -31,4 +31,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No knowledge base named {kb_name!r}.")
             kbs.append(found)
         _, token = api_key_create(name=name, knowledge_bases=kbs, can_write=write)
-        self.stdout.write(token)
+        self.stdout.write(token)  # alone on stdout, so that scripts can capture it
+        self.stderr.write(
+            "This key is shown only once and Docent keeps only its hash: store it now. "
+            "Revoke it in the admin (API keys)."
+        )
