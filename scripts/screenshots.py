@@ -39,7 +39,8 @@ GUIDE_PAGES = [
         "Error E-42 means a sheet is stuck in the paper tray. Pull the tray out, remove "
         "the jammed sheet and push the tray back until it clicks. Close cover B and press "
         "Resume. If the error stays, switch the printer off for ten seconds. "
-        + "Keep the tray loaded with no more than 250 sheets of plain paper. " * 20,
+        + "Keep the tray loaded with no more than 250 sheets of plain paper. "
+        * 20,
     ),
     ("Cleaning", "Wipe the rollers with a dry, lint-free cloth once a month. " * 30),
 ]
@@ -59,6 +60,8 @@ def guide_pdf() -> bytes:
         pdf.set_font("Helvetica", size=12)
         pdf.multi_cell(0, 7, body)
     return bytes(pdf.output())
+
+
 MANUAL = (
     "# Printer manual\n\n## Error codes\n\nError E-42 means the paper tray is jammed. "
     "Open the tray, remove the sheet, and close cover B until it clicks.\n\n"

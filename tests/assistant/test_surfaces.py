@@ -27,7 +27,7 @@ SITE = "https://shop.example"
 NINE = [factories.text_image([f"Error {n}"]) for n in range(9)]
 BAD_INPUTS = {
     # name: (question, images (bytes), conversation id, status, message)
-    "empty question": ("   ", [], None, 422, "Please type a question."),
+    "empty question": ("   ", [], None, 422, "Please type a question or attach a screenshot."),
     "question too long": (
         "x" * 9000,
         [],

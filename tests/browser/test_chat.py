@@ -59,7 +59,12 @@ def test_upload_then_ask_and_follow_a_citation(live_app, browser, staff_user, tm
     entry = page.locator(".message.assistant .cited-sources li").first
     assert entry.locator(".source-name").inner_text() == "router-guide.md"
     assert entry.locator(".source-numbers").inner_text() == "[1]"
-    citation.click()
-    page.wait_for_url("**/documents/*/**")
-    assert "hold the recessed RESET pin" in page.inner_text(".page-text")
+    citation.click()  # a preview of the passage in place, with a link to its page
+    assert "recessed RESET pin" in page.locator(".preview").inner_text()
+    with page.context.expect_page() as opened:
+        page.locator(".preview a").click()
+    document = opened.value
+    document.wait_for_load_state()
+    assert "hold the recessed RESET pin" in document.inner_text(".page-text")
+    assert "RESET pin" in document.locator(".page-text mark").first.inner_text()  # marked
     page.close()

@@ -190,6 +190,10 @@ ROWS = [
     R("chat stream, other's conv.",   "POST /chat/stream",                                 "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   body=chat_form_conv, target="other"),
     R("feedback, own answer",         "POST /messages/{msg}/feedback",                     "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404",   body=feedback_form),
     R("feedback, other's answer",     "POST /messages/{msg}/feedback",                     "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   body=feedback_form, target="other"),
+    R("answer as saved, own",         "GET /messages/{msg}",                               "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
+    R("answer as saved, other's",     "GET /messages/{msg}",                               "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   target="other"),
+    R("question screenshot, own",     "GET /messages/{qmsg}/images/1",                     "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
+    R("question screenshot, other's", "GET /messages/{qmsg}/images/1",                     "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   target="other"),
     # -- staff pages -----------------------------------------------------------------------------------------------------------------------------
     R("KB list page",                 "GET /kbs/",                                         "302L",      "302L",    "200",     "302L",      "302L",      "302L"),
     R("KB create (form)",             "POST /kbs/",                                        "302L",      "302L",    "302",     "302L",      "302L",      "302L",      body=kb_create_form),
@@ -203,6 +207,7 @@ ROWS = [
     R("document page",                "GET /documents/{doc}/",                             "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
     R("original file",                "GET /documents/{doc}/file",                         "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
     R("image asset",                  "GET /assets/{asset}",                               "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
+    R("PDF page image",               "GET /documents/{pdf}/pages/1.png",                  "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
     # -- widget API (A column: the widget on A; B column: the widget on B, unless via="own_widget") --------------------------------------------------
     R("widget session (allowed Orig)", "POST /widget/api/{w}/session",                     "200/200",   "200/200", "200/200", "200/200",   "200/200",   "200/200",   body=empty_json, headers={"HTTP_ORIGIN": SITE}),
     R("widget session (other Origin)", "POST /widget/api/{w}/session",                     "403/403",   "403/403", "403/403", "403/403",   "403/403",   "403/403",   body=empty_json, headers={"HTTP_ORIGIN": EVIL_SITE}),
@@ -213,6 +218,7 @@ ROWS = [
     R("widget conv., own widget",     "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/404",   via="own_widget"),
     R("widget conv., other's",        "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "404/404",   via="own_widget", target="other"),
     R("widget citation, other KB",    "GET /widget/{w}/cite/{cite}/",                      "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404",   via="own_widget"),
+    R("widget cited page image",      "GET /widget/{w}/cite/{pcite}/pages/1.png",          "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404",   via="own_widget"),
     # -- REST API ---------------------------------------------------------------------------------------------------------------------------------
     R("API schema",                   "GET /api/openapi.json",                             "200",       "200",     "200",     "200",       "200",       "200"),
     R("API list KBs",                 "GET /api/kbs",                                      "401",       "200",     "200",     "200",       "200",       "401"),
@@ -267,6 +273,15 @@ class World:
         self.docs = {
             "a": ingest(tools, self.kbs["a"], "alpha-guide.md", A_TEXT),
             "b": ingest(tools, self.kbs["b"], "zulu9-plan.md", B_TEXT),
+        }
+        self.pdfs = {
+            side: ingest(
+                tools,
+                self.kbs[side],
+                f"{side}-manual.pdf",
+                factories.text_pdf([f"manual of {side}"]),
+            )
+            for side in "ab"
         }
         self.assets = {side: self._asset(side) for side in "ab"}
         self.key_r, token_r = api_key_create(name="reader", knowledge_bases=[self.kbs["a"]])
@@ -332,7 +347,13 @@ class World:
         marker = f"ct-{owner}-{side}" + (f" {B_MARKER}" if side == "b" else "")
         document = self.docs[side]
         conversation = Conversation.objects.create(kb=self.kbs[side], title=marker, **fields)
-        Message.objects.create(conversation=conversation, role="user", content=marker)
+        shot = default_storage.save(
+            f"conversations/{conversation.uid}/q-1.png",
+            ContentFile(factories.text_image([f"screenshot {side}"])),
+        )
+        Message.objects.create(
+            conversation=conversation, role="user", content=marker, images=[shot]
+        )
         answer = Message.objects.create(
             conversation=conversation,
             role="assistant",
@@ -392,6 +413,9 @@ class World:
             "asset": self.assets[side].pk,
             "conv": conversation.uid,
             "msg": answer.pk,
+            "qmsg": conversation.messages.filter(role="user").first().pk,
+            "pdf": self.pdfs[side].pk,
+            "pcite": self.citation(widget, self.pdfs[side]),
             "w": widget.public_id,
             "t": self.tokens.get(principal, ""),
             "cite": self.citation(widget, self.docs[side]),
@@ -506,6 +530,9 @@ def _row_routes() -> set[tuple[str, str]]:
         "asset": 1,
         "conv": uuid.UUID(int=0),
         "msg": 1,
+        "qmsg": 1,
+        "pdf": 1,
+        "pcite": "x",
         "w": "w_x",
         "t": "",
         "cite": "x",

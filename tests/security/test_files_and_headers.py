@@ -110,6 +110,28 @@ class Site:
         source = {"document_id": document.pk, "pages": [], "chunk_ids": chunks}
         return citation_link(session=WidgetSession(self.widget, SITE, "v"), source=source)
 
+    @property
+    def pdf_page_path(self) -> str:
+        """The page image of a widget citation to page 1 of the PDF upload."""
+        from assistant.widgets import WidgetSession, citation_link
+        from ingest.models import Chunk
+
+        document = self.docs["invoice.html"]  # a PDF, whatever its name says
+        chunk, _ = Chunk.objects.get_or_create(
+            document=document,
+            ordinal=0,
+            defaults={
+                "kb": self.kb,
+                "vector_id": "pdf",
+                "text": "Invoice.",
+                "page": 1,
+                "token_count": 2,
+            },
+        )
+        source = {"document_id": document.pk, "pages": [1], "chunk_ids": [chunk.pk]}
+        link = citation_link(session=WidgetSession(self.widget, SITE, "v"), source=source)
+        return link.split("#")[0].rstrip("/") + "/pages/1.png"
+
 
 def upload(client: Client, kb: KnowledgeBase, name: str, data: bytes, write_token: str) -> Document:
     """Upload through the API, as a client would; names a multipart header can't carry go
@@ -152,6 +174,9 @@ def site(transactional_db, llm_server) -> Site:
     docs = {name: upload(api, kb, name, data, write_token) for name, data in contents.items()}
     for name, document in docs.items():
         assert document.file, f"{name} was rejected: {document.error}"
+    # The PDF as ingest leaves it (no worker runs here): its page can be shown as an image.
+    Document.objects.filter(pk=docs["invoice.html"].pk).update(page_count=1, status="ready")
+    docs["invoice.html"].refresh_from_db()
     png = docs["shot.png"]
     assets = {
         # What the pipeline stores: re-encoded PNG/JPEG.
@@ -170,7 +195,10 @@ def site(transactional_db, llm_server) -> Site:
     owner = session_verify(widget=widget, token=token, origin=SITE).owner_key
     widget_conversation = Conversation.objects.create(kb=kb, owner_key=owner, title="w")
     conversation = Conversation.objects.create(kb=kb, user=admin, title="how?")
-    Message.objects.create(conversation=conversation, role="user", content="how?")
+    shot = default_storage.save(
+        f"conversations/{conversation.uid}/1-1.png", ContentFile(factories.text_image(["x"]))
+    )
+    Message.objects.create(conversation=conversation, role="user", content="how?", images=[shot])
     answer = Message.objects.create(conversation=conversation, role="assistant", content="so.")
     client = Client()
     client.force_login(admin)
@@ -313,6 +341,10 @@ def calls(s: Site) -> list[Call]:
         Call("GET", f"/documents/{doc}/", 404, client="anon"),
         Call("GET", f"/documents/{doc}/file", 200, file=True),
         Call("GET", f"/assets/{s.assets['image/png'].pk}", 200, file=True),
+        Call("GET", f"/documents/{s.docs['invoice.html'].pk}/pages/1.png", 200, file=True),
+        Call("GET", s.pdf_page_path, 200, client="anon", file=True),
+        Call("GET", f"/messages/{s.answer.pk}", 200),
+        Call("GET", f"/messages/{s.conversation.messages.filter(role='user').first().pk}/images/1", 200, file=True),
         Call("GET", "/accounts/login/", 200, client="anon"),
         Call("POST", "/accounts/logout/", 302, client="anon"),
         Call("POST", f"/widget/api/{w}/session", 200, "{}", json=True, headers={"HTTP_ORIGIN": SITE}),
