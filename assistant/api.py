@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from ninja import NinjaAPI, Router, Schema
+from ninja import NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer, SessionAuth
 
@@ -18,6 +18,7 @@ from ingest.api import router as documents_router
 
 from .answers import answer_collect
 from .askers import Asker
+from .conversations import conversation_delete, conversation_rename
 from .feedback import feedback_record
 from .http import decode_images, sse_response
 from .keys import api_key_authenticate
@@ -150,6 +151,10 @@ class ConversationDetail(ConversationOut):
     messages: list[MessageOut]
 
 
+class ConversationRenameIn(Schema):
+    title: str  # trimmed; 1 to 200 characters
+
+
 class FeedbackIn(Schema):
     rating: int  # 1 helpful, -1 not helpful
     comment: str = ""
@@ -243,6 +248,37 @@ def conversation_detail(request, uid: UUID):
         raise HttpError(404, "Not Found")
     messages = [{**_message_out(m), **_message_sources(m)} for m in conversation.messages.all()]
     return {**_conversation_out(conversation), "messages": messages}
+
+
+def _owned_conversation(request, uid: UUID) -> Conversation:
+    """The caller's own conversation; 404 for one that isn't there or isn't theirs."""
+    conversation = Conversation.objects.select_related("kb").filter(uid=uid).first()
+    if conversation is None:
+        raise HttpError(404, "Not Found")
+    kb = kb_for(request, conversation.kb.slug)
+    if not Asker.for_api(request).conversations(kb=kb).filter(pk=conversation.pk).exists():
+        raise HttpError(404, "Not Found")
+    return conversation
+
+
+@router.patch("/conversations/{uid}", response=ConversationOut, summary="Rename a conversation")
+def conversation_patch(request, uid: UUID, payload: ConversationRenameIn):
+    conversation = _owned_conversation(request, uid)
+    try:
+        conversation_rename(conversation=conversation, title=payload.title)
+    except ChatInputError as exc:
+        raise HttpError(exc.status, str(exc)) from exc
+    return _conversation_out(conversation)
+
+
+@router.delete(
+    "/conversations/{uid}",
+    response={204: None},
+    summary="Delete a conversation with its messages and screenshots",
+)
+def conversation_remove(request, uid: UUID):
+    conversation_delete(conversation=_owned_conversation(request, uid))
+    return Status(204, None)
 
 
 @router.post("/messages/{message_id}/feedback", response=FeedbackOut, summary="Rate an answer")

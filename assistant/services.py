@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -26,6 +25,7 @@ from ministral.registry import ModelInfo
 from .askers import Asker
 from .citations import sources_cited
 from .context import answer_tokens, context_pack
+from .conversations import conversation_truncate
 from .events import ChatEvent
 from .followups import conversation_history, question_standalone
 from .llm import (
@@ -133,18 +133,6 @@ def _replaced_question(conversation: Conversation | None, pk: int | None) -> Mes
     if found is None:
         raise ConversationNotFound("That question is not in this conversation.")
     return found
-
-
-def conversation_truncate(*, message: Message) -> None:
-    """Remove a message and everything after it in its conversation, screenshots too."""
-    later = message.conversation.messages.filter(
-        created_at__gte=message.created_at, pk__gte=message.pk
-    )
-    paths = [path for images in later.values_list("images", flat=True) for path in images or ()]
-    later.delete()
-    for path in paths:
-        with contextlib.suppress(OSError):
-            default_storage.delete(path)
 
 
 def _quota_consume(asker: Asker) -> None:

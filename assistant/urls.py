@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from assistant import history_views as history
 from assistant import views as chat
 from assistant import widget_views as widget
 from assistant.api import api
@@ -18,7 +19,17 @@ urlpatterns = [
     path("messages/<int:pk>/feedback", chat.message_feedback, name="message-feedback"),
     path("messages/<int:pk>", chat.message_detail, name="message-detail"),
     path("messages/<int:pk>/images/<int:number>", chat.message_image, name="message-image"),
-    path("kb/<slug:slug>/conversations", chat.conversation_list, name="conversation-list"),
+    path("kb/<slug:slug>/conversations", history.conversation_list, name="conversation-list"),
+    path(
+        "kb/<slug:slug>/conversations/<str:uid>/rename",
+        history.conversation_rename_view,
+        name="conversation-rename",
+    ),
+    path(
+        "kb/<slug:slug>/conversations/<str:uid>/delete",
+        history.conversation_delete_view,
+        name="conversation-delete",
+    ),
     path("kb/<slug:slug>/review/", chat.conversations_review, name="conversations-review"),
     path("kb/<slug:slug>/review/<str:uid>/", chat.conversation_review, name="conversation-review"),
     path("kbs/", documents.kb_list_page, name="kb-list"),

@@ -141,18 +141,6 @@ def message_feedback(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse({"rating": record.rating, "comment": record.comment})
 
 
-@require_GET
-def conversation_list(request: HttpRequest, slug: str) -> JsonResponse:
-    kb = readable_kb(request, slug)
-    if kb is None:
-        raise Http404("No such knowledge base")
-    items = [
-        {"id": str(c.uid), "title": c.title, "updated_at": c.updated_at.isoformat()}
-        for c in Asker.for_session(request).conversations(kb=kb)[:50]
-    ]
-    return JsonResponse({"conversations": items})
-
-
 @staff_member_required
 @require_GET
 def conversations_review(request: HttpRequest, slug: str) -> HttpResponse:

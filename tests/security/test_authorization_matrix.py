@@ -92,6 +92,14 @@ def feedback_form(w, p, t):
     return "form", {"rating": "-1", "comment": f"feedback by {p}"}
 
 
+def rename_form(w, p, t):
+    return "form", {"title": f"renamed by {p} {t['n']}"}
+
+
+def rename_json(w, p, t):
+    return "json", {"title": f"renamed by {p} {t['n']}"}
+
+
 def kb_create_form(w, p, t):
     return "form", {"name": f"Created by {p} {t['n']}", "visibility": "public"}
 
@@ -163,7 +171,8 @@ class Row:
     path: str
     expect: dict[str, tuple[str, ...]]
     body: Callable | None = None
-    target: str = "own"  # own | other | fresh_kb | fresh_doc | ready_doc
+    # own | other | fresh_kb | fresh_doc | ready_doc | fresh_conv | fresh_other_conv
+    target: str = "own"
     via: str = "side"  # side: the widget on the row's KB; own_widget: always the widget on A
     headers: dict = field(default_factory=dict)
 
@@ -194,6 +203,10 @@ ROWS = [
     R("answer as saved, other's",     "GET /messages/{msg}",                               "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   target="other"),
     R("question screenshot, own",     "GET /messages/{qmsg}/images/1",                     "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
     R("question screenshot, other's", "GET /messages/{qmsg}/images/1",                     "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   target="other"),
+    R("rename, own conversation",     "POST /kb/{kb}/conversations/{conv}/rename",         "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404",   body=rename_form, target="fresh_conv"),
+    R("rename, other's conversation", "POST /kb/{kb}/conversations/{conv}/rename",         "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   body=rename_form, target="fresh_other_conv"),
+    R("delete, own conversation",     "POST /kb/{kb}/conversations/{conv}/delete",         "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404",   target="fresh_conv"),
+    R("delete, other's conversation", "POST /kb/{kb}/conversations/{conv}/delete",         "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   target="fresh_other_conv"),
     # -- staff pages -----------------------------------------------------------------------------------------------------------------------------
     R("KB list page",                 "GET /kbs/",                                         "302L",      "302L",    "200",     "302L",      "302L",      "302L"),
     R("KB create (form)",             "POST /kbs/",                                        "302L",      "302L",    "302",     "302L",      "302L",      "302L",      body=kb_create_form),
@@ -237,6 +250,10 @@ ROWS = [
     R("API list conversations",       "GET /api/kbs/{kb}/conversations",                   "401/401",   "200/404", "200/200", "200/404",   "200/404",   "401/401"),
     R("API own conversation",         "GET /api/conversations/{conv}",                     "401/401",   "200/404", "200/200", "200/404",   "200/404",   "401/401"),
     R("API other's conversation",     "GET /api/conversations/{conv}",                     "401/401",   "404/404", "404/404", "404/404",   "404/404",   "401/401",   target="other"),
+    R("API rename own conversation",  "PATCH /api/conversations/{conv}",                   "401/401",   "200/404", "200/200", "200/404",   "200/404",   "401/401",   body=rename_json, target="fresh_conv"),
+    R("API rename other's conv.",     "PATCH /api/conversations/{conv}",                   "401/401",   "404/404", "404/404", "404/404",   "404/404",   "401/401",   body=rename_json, target="fresh_other_conv"),
+    R("API delete own conversation",  "DELETE /api/conversations/{conv}",                  "401/401",   "204/404", "204/204", "204/404",   "204/404",   "401/401",   target="fresh_conv"),
+    R("API delete other's conv.",     "DELETE /api/conversations/{conv}",                  "401/401",   "404/404", "404/404", "404/404",   "404/404",   "401/401",   target="fresh_other_conv"),
     R("API feedback, own answer",     "POST /api/messages/{msg}/feedback",                 "401/401",   "200/404", "200/200", "200/404",   "200/404",   "401/401",   body=feedback_json),
     R("API feedback, other's answer", "POST /api/messages/{msg}/feedback",                 "401/401",   "404/404", "404/404", "404/404",   "404/404",   "401/401",   body=feedback_json, target="other"),
     # -- Django admin (permission based; staff here has no model permissions) --------------------------------------------------------------------
@@ -318,6 +335,7 @@ class World:
             WIDGET: {"owner_key": widget_owner},
             OTHER: {"user": self.users[OTHER]},
         }
+        self.owners = owners
         self.convs = {
             (owner, side): self._conversation(side, owner, **fields)
             for owner, fields in owners.items()
@@ -426,6 +444,10 @@ class World:
             values.update(kb=fresh.slug, kb_pk=fresh.pk, kb_name=fresh.name)
         elif row.target in ("fresh_doc", "ready_doc"):
             values["doc"] = self.fresh_doc(side, ready=row.target == "ready_doc").pk
+        elif row.target in ("fresh_conv", "fresh_other_conv"):  # renamed or deleted
+            owner = OTHER if row.target == "fresh_other_conv" else principal
+            fresh, answer = self._conversation(side, owner, **self.owners[owner])
+            values.update(conv=fresh.uid, msg=answer.pk)
         return values
 
     @staticmethod

@@ -20,6 +20,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import Message as MimeHeaders
@@ -331,6 +332,9 @@ def calls(s: Site) -> list[Call]:
         Call("GET", "/chat/stream", 405),
         Call("POST", f"/messages/{s.answer.pk}/feedback", 200, {"rating": "1"}),
         Call("GET", f"/kb/{kb}/conversations", 200),
+        Call("GET", f"/kb/{kb}/conversations?q=how", 200),
+        Call("POST", f"/kb/{kb}/conversations/{conv}/rename", 200, {"title": "how?"}),
+        Call("POST", f"/kb/{kb}/conversations/{uuid.UUID(int=0)}/delete", 404),
         Call("GET", f"/kb/{kb}/review/", 200),
         Call("GET", f"/kb/{kb}/review/{conv}/", 200),
         Call("GET", "/kbs/", 200),
@@ -363,6 +367,8 @@ def calls(s: Site) -> list[Call]:
         Call("POST", f"/api/kbs/{kb}/chat", 200, '{"question": "How do I reset it?"}', json=True),
         Call("GET", f"/api/kbs/{kb}/conversations", 200),
         Call("GET", f"/api/conversations/{conv}", 200),
+        Call("PATCH", f"/api/conversations/{conv}", 200, '{"title": "how?"}', json=True),
+        Call("DELETE", f"/api/conversations/{uuid.UUID(int=0)}", 404),
         Call("POST", f"/api/messages/{s.answer.pk}/feedback", 200, '{"rating": -1}', json=True),
         Call("GET", "/api/kbs", 401, client="anon"),
         Call("GET", "/admin/", 200),
