@@ -123,7 +123,7 @@ def test_rename_search_and_delete_in_the_history(live_app, browser, routers, siz
         "() => [...document.querySelectorAll('#history-list .history-title')].map(n => n.textContent).join() === 'Printer jam'"
     )
     page.fill("#history-q", "zebra")
-    page.get_by_text("No conversations match").wait_for()
+    page.locator("#history-list").get_by_text("No conversations match").wait_for()
     page.fill("#history-q", "")
     page.wait_for_function(
         "() => document.querySelectorAll('#history-list .history-item').length === 2"
