@@ -240,12 +240,7 @@ def conversation_list(request, slug: str, limit: int = 50, offset: int = 0):
     summary="One conversation with its messages",
 )
 def conversation_detail(request, uid: UUID):
-    conversation = Conversation.objects.select_related("kb").filter(uid=uid).first()
-    if conversation is None:
-        raise HttpError(404, "Not Found")
-    kb = kb_for(request, conversation.kb.slug)
-    if not Asker.for_api(request).conversations(kb=kb).filter(pk=conversation.pk).exists():
-        raise HttpError(404, "Not Found")
+    conversation = _owned_conversation(request, uid)
     messages = [{**_message_out(m), **_message_sources(m)} for m in conversation.messages.all()]
     return {**_conversation_out(conversation), "messages": messages}
 

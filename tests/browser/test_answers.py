@@ -118,7 +118,8 @@ def test_sources_are_one_per_document_cited_first_and_the_rest_behind_a_disclosu
     page.close()
 
 
-def test_copy_regenerate_and_edit_and_resend(live_app, browser, public_kb):
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+def test_copy_regenerate_and_edit_and_resend(live_app, browser, public_kb, size):
     page = open_chat(
         browser, live_app, public_kb, permissions=["clipboard-read", "clipboard-write"]
     )
@@ -150,9 +151,12 @@ def test_copy_regenerate_and_edit_and_resend(live_app, browser, public_kb):
     page.close()
 
 
-def test_an_error_shows_as_an_error_with_retry_and_no_empty_bubble(live_app, browser, public_kb):
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+def test_an_error_shows_as_an_error_with_retry_and_no_empty_bubble(
+    live_app, browser, public_kb, size
+):
     live_app.llm.script(Reply(status=500, error_message="upstream exploded", times=10))
-    page = open_chat(browser, live_app, public_kb)
+    page = open_chat(browser, live_app, public_kb, size)
     ask(page, "How do I reset the router?")
     answer = page.locator(".message.assistant").last
     assert answer.locator(".error-box").is_visible()
@@ -167,9 +171,10 @@ def test_an_error_shows_as_an_error_with_retry_and_no_empty_bubble(live_app, bro
     page.close()
 
 
-def test_stop_keeps_what_was_shown_and_says_it_stopped(live_app, browser, public_kb):
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+def test_stop_keeps_what_was_shown_and_says_it_stopped(live_app, browser, public_kb, size):
     live_app.llm.script(Reply(text="word " * 400, delay_per_token=0.05))
-    page = open_chat(browser, live_app, public_kb)
+    page = open_chat(browser, live_app, public_kb, size)
     page.fill("#question", "How do I reset the router?")
     page.keyboard.press("Enter")
     page.wait_for_function(
@@ -208,15 +213,16 @@ def test_a_screenshot_alone_is_asked_and_shown_as_a_thumbnail(
     page.close()
 
 
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
 def test_a_ninth_image_or_a_pdf_dropped_on_the_chat_is_explained(
-    live_app, browser, public_kb, tmp_path
+    live_app, browser, public_kb, tmp_path, size
 ):
     shots = []
     for n in range(9):
         path = tmp_path / f"shot-{n}.png"
         path.write_bytes(factories.text_image([f"Screen {n}"]))
         shots.append(str(path))
-    page = open_chat(browser, live_app, public_kb)
+    page = open_chat(browser, live_app, public_kb, size)
     page.set_input_files("#file-input", shots)
     assert page.locator("#attachments .chip").count() == 8
     assert "1 was left out" in page.locator("#attach-notice").inner_text()
@@ -244,9 +250,10 @@ def test_welcome_starters_mode_and_dark_mode(live_app, browser, public_kb, size)
     page.close()
 
 
-def test_keyboard_only_ask_attach_and_stop(live_app, browser, public_kb):
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+def test_keyboard_only_ask_attach_and_stop(live_app, browser, public_kb, size):
     live_app.llm.script(Reply(text="word " * 200, delay_per_token=0.05))
-    page = open_chat(browser, live_app, public_kb)
+    page = open_chat(browser, live_app, public_kb, size)
     page.keyboard.press("Shift+Escape")  # focus the composer from anywhere
     assert page.evaluate("document.activeElement.id") == "question"
     page.keyboard.type("How do I reset the router?")
