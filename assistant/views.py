@@ -59,7 +59,8 @@ def chat_page(request: HttpRequest) -> HttpResponse:
     mine = Asker.for_session(request).conversations(kb=kb) if kb else Conversation.objects.none()
     conversation = None
     if kb is not None and request.GET.get("c"):
-        conversation = mine.filter(uid=uuid_or_none(request.GET["c"]) or "").first()
+        uid = uuid_or_none(request.GET["c"])
+        conversation = mine.filter(uid=uid).first() if uid else None
         if conversation is None:
             raise Http404("No such conversation")
     context = {

@@ -51,3 +51,7 @@ def test_someone_elses_answer_and_screenshots_are_not_served(public_kb):
     client = Client()
     assert client.get(f"/messages/{answer.pk}").status_code == 404
     assert client.get(f"/messages/{question.pk}/images/1").status_code == 404
+
+
+def test_a_malformed_conversation_id_is_not_found_not_an_error(public_kb):
+    assert Client().get(f"/?kb={public_kb.slug}&c=not-a-uuid").status_code == 404
