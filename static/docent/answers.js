@@ -10,16 +10,21 @@
     return node;
   }
 
-  // One of the page's inline SVG icons (templates/assistant/_icons.html), then a label.
-  function labelled(tag, cls, icon, text) {
-    const node = el(tag, cls);
+  // One of the page's inline SVG icons (templates/assistant/_icons.html).
+  function icon(name) {
     const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
     svg.setAttribute("class", "icon");
     svg.setAttribute("aria-hidden", "true");
     const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
-    use.setAttribute("href", `#icon-${icon}`);
+    use.setAttribute("href", `#icon-${name}`);
     svg.append(use);
-    node.append(svg, ` ${text}`);
+    return svg;
+  }
+
+  // An icon, then a label.
+  function labelled(tag, cls, name, text) {
+    const node = el(tag, cls);
+    node.append(icon(name), ` ${text}`);
     if (tag === "button") node.type = "button";
     return node;
   }
@@ -135,5 +140,5 @@
     setTimeout(() => { label.textContent = before; }, 1500);
   }
 
-  window.DocentAnswers = { el, labelled, renderSources, openPreview, closePreview, codeButtons, copy };
+  window.DocentAnswers = { el, icon, labelled, renderSources, openPreview, closePreview, codeButtons, copy };
 })();

@@ -32,23 +32,7 @@
   let loading = null; // the AbortController of the list request in flight
   let timer = 0;
 
-  function el(tag, cls, text) {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  // One of the page's inline SVG icons (templates/assistant/_icons.html).
-  function icon(name) {
-    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    svg.setAttribute("class", "icon");
-    svg.setAttribute("aria-hidden", "true");
-    const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
-    use.setAttribute("href", `#icon-${name}`);
-    svg.append(use);
-    return svg;
-  }
+  const { el, icon } = window.DocentAnswers; // static/docent/answers.js, loaded first
 
   function actionButton(action, title) {
     const button = el("button", "history-action");
