@@ -4,6 +4,7 @@ import logging
 import os
 import threading
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
@@ -26,4 +27,25 @@ def _say_which_model() -> None:
         logger.exception("Could not describe the configured model")
 
 
+def _warm_up() -> None:
+    """Load the heavy models beside start-up; GET /healthz is 503 until this is done."""
+    import time
+
+    from assistant.tools import chat_tools_warm
+
+    logger = logging.getLogger("docent.chat")
+    started = time.perf_counter()
+    try:
+        parts = chat_tools_warm()
+    except Exception:  # a failed warm-up only means a slower first question
+        logger.exception("Could not load the models ahead of the first question")
+        return
+    detail = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in parts.items())
+    logger.info(
+        "Ready for questions: models loaded in %.1f s (%s)", time.perf_counter() - started, detail
+    )
+
+
 threading.Thread(target=_say_which_model, name="model-report", daemon=True).start()
+if settings.WARM_UP:
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()

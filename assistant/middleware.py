@@ -8,10 +8,30 @@ under ASGI, where the ORM may not be used; in sync mode Django runs it in a thre
 from __future__ import annotations
 
 from corsheaders.middleware import CorsMiddleware
+from django.core.handlers.asgi import ASGIRequest
+
+from .streaming import iterate_in_thread
 
 
 class WidgetCorsMiddleware(CorsMiddleware):
     async_capable = False
+
+
+class AsyncBodiesMiddleware:
+    """Under ASGI, files (WhiteNoise's static files, uploads, page images) stream from a
+    thread as an async body; Django would otherwise read a sync iterator on the event loop
+    (and warn "StreamingHttpResponse must consume synchronous iterators"). Under WSGI the
+    response passes through untouched. Listed first, so it sees every response."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if isinstance(request, ASGIRequest) and response.streaming and not response.is_async:
+            chunks = response.streaming_content  # the sync iterator, already as bytes
+            response.streaming_content = iterate_in_thread(lambda: iter(chunks))
+        return response
 
 
 class DatabaseBusyMiddleware:

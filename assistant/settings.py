@@ -133,6 +133,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "assistant.middleware.AsyncBodiesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before WhiteNoise and CORS, which answer some requests themselves: every response
     # gets the headers.
@@ -274,6 +275,9 @@ LOGGING = {
 # --- Ingest -------------------------------------------------------------------------------
 DOCENT_HOST = _get("str", "DOCENT_HOST", "127.0.0.1")
 DOCENT_PORT = _get("int", "DOCENT_PORT", 8000, minimum=1)
+# Each web process loads the embedder, tokenizer and OCR as it starts (GET /healthz says 503
+# until done), so the first question is as quick as later ones.
+WARM_UP = _get("bool", "WARM_UP", True)
 CHROMA_URL = _get("str", "CHROMA_URL", "")
 # Sent as X-Chroma-Token to CHROMA_URL: Chroma 1.x has no authentication of its own, so a
 # shared server sits behind a proxy that checks this (deploy/README.md shows nginx).

@@ -140,3 +140,60 @@ def llm_describe(kb: KnowledgeBase | None = None) -> str:
         f"images {'as pixels' if info.vision else 'as OCR text'}; "
         f"{'reasoning model' if info.reasoning else 'instruct model'}."
     )
+
+
+# Set once chat_tools_warm() has finished in this process; GET /healthz reports it.
+warmed = threading.Event()
+
+
+def chat_tools_warm() -> dict[str, float]:
+    """Load what the first question would otherwise wait for: the embedder, the Ministral
+    tokenizer, the question path's modules and connections, and (when enabled) the OCR
+    engine, each used once. Seconds per part; GET /healthz turns 200 when it returns."""
+    import time
+
+    from PIL import Image
+
+    from ingest.pipeline.embed import get_embedder
+    from ministral.tokens import get_counter
+
+    def embedder() -> None:
+        # Several lengths: the first pass at each new input size is slower than the rest.
+        model = get_embedder(settings.EMBEDDING_MODEL_PATH)
+        for words in (2, 12, 40):
+            model.encode([" ".join(["warm"] * words)])
+
+    def tokenizer() -> None:
+        get_counter().text("warm up")
+
+    def ocr() -> None:
+        from ingest.pipeline.ocr import get_engine, ocr_image
+
+        ocr_image(Image.new("RGB", (64, 32), "white"), engine=get_engine())
+
+    def question_path() -> None:
+        # The modules a first answer imports (URLs, views, the API schemas, Markdown
+        # rendering, the SDK), the vector store's connection, and the site's model client
+        # with what its server says about the model.
+        from django.urls import get_resolver
+
+        import assistant.services  # noqa: F401
+
+        get_resolver().url_patterns  # noqa: B018 - imports every view module and the API
+        chat_tools().store.heartbeat()
+        config = llm_config()
+        if config is not None:
+            llm_client(config).warm()
+
+    parts = {"embedder": embedder, "tokenizer": tokenizer, "question path": question_path}
+    if settings.OCR_ENABLED:
+        parts["OCR"] = ocr
+    seconds: dict[str, float] = {}
+    try:
+        for name, load in parts.items():
+            started = time.perf_counter()
+            load()
+            seconds[name] = time.perf_counter() - started
+    finally:
+        warmed.set()  # a part that failed only makes the first question slower
+    return seconds

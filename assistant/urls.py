@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from assistant import history_views as history
 from assistant import views as chat
@@ -15,6 +17,9 @@ admin.site.login_form = AdminSigninForm
 
 urlpatterns = [
     path("", chat.chat_page, name="chat"),
+    path("healthz", chat.health, name="health"),
+    # Browsers ask for /favicon.ico wherever no page names an icon (files, PDFs).
+    path("favicon.ico", RedirectView.as_view(url=static("docent/favicon.svg"), permanent=True)),
     path("chat/stream", chat.chat_stream, name="chat-stream"),
     path("messages/<int:pk>/feedback", chat.message_feedback, name="message-feedback"),
     path("messages/<int:pk>", chat.message_detail, name="message-detail"),

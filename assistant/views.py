@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import (
@@ -164,3 +165,16 @@ def conversation_review(request: HttpRequest, slug: str, uid: str) -> HttpRespon
         "assistant/conversation_review.html",
         {"kb": kb, "conversation": conversation, "items": items},
     )
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """200 once this process has loaded its models (WARM_UP), 503 while it still is; for
+    `make run`'s "ready" line and for load balancers."""
+    from .tools import warmed
+
+    ready = warmed.is_set() or not settings.WARM_UP
+    response = JsonResponse({"ready": ready}, status=200 if ready else 503)
+    # Not an error worth a traceback-level log line while `make run` polls for it.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response

@@ -32,6 +32,7 @@ def plan(quick: bool, data_dir: Path) -> list[list[str]]:
         ["load.py", "--seconds", seconds],  # load: chats and uploads together
         ["ocr_upscale.py"],
         ["abuse.py"],  # quotas, limits and sign-in throttling under attack
+        ["first_question.py"],  # the first question after `make run` against the second
     ]
 
 

@@ -11,6 +11,8 @@ import tempfile
 
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="docent-test-"))
 os.environ.setdefault("LLM_BASE_URL", "")
+# Test servers start in a second; tests that need the models load them themselves.
+os.environ.setdefault("WARM_UP", "false")
 
 from assistant.settings import *  # noqa: F403
 from assistant.settings import DATA_DIR, DATABASES

@@ -101,6 +101,12 @@ class OpenAIClient:
         """Close the connection pool."""
         self._client.close()
 
+    def warm(self) -> None:
+        """Do now what the first answer would wait for: the SDK imports its chat resources
+        lazily, and the model's window comes from the server's GET /models."""
+        self._client.chat.completions  # noqa: B018 - the attribute access is the import
+        self.info  # noqa: B018
+
     # --- what the model is --------------------------------------------------------------------
 
     @property

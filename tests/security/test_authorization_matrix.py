@@ -207,6 +207,8 @@ ROWS = [
     R("rename, other's conversation", "POST /kb/{kb}/conversations/{conv}/rename",         "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   body=rename_form, target="fresh_other_conv"),
     R("delete, own conversation",     "POST /kb/{kb}/conversations/{conv}/delete",         "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404",   target="fresh_conv"),
     R("delete, other's conversation", "POST /kb/{kb}/conversations/{conv}/delete",         "404/404",   "404/404", "404/404", "404/404",   "404/404",   "404/404",   target="fresh_other_conv"),
+    R("health (readiness)",           "GET /healthz",                                      "200",       "200",     "200",     "200",       "200",       "200"),
+    R("favicon",                      "GET /favicon.ico",                                  "301",       "301",     "301",     "301",       "301",       "301"),
     # -- staff pages -----------------------------------------------------------------------------------------------------------------------------
     R("KB list page",                 "GET /kbs/",                                         "302L",      "302L",    "200",     "302L",      "302L",      "302L"),
     R("KB create (form)",             "POST /kbs/",                                        "302L",      "302L",    "302",     "302L",      "302L",      "302L",      body=kb_create_form),

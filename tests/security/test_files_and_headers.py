@@ -376,6 +376,8 @@ def calls(s: Site) -> list[Call]:
         Call("GET", "/admin/ingest/document/", 200),
         Call("GET", f"/admin/ingest/document/{doc}/change/", 200),
         Call("GET", "/static/docent/chat.js", 200),
+        Call("GET", "/healthz", 200, client="anon"),
+        Call("GET", "/favicon.ico", 301, client="anon"),
         Call("GET", "/no-such-page/", 404),
     ]  # fmt: skip
 

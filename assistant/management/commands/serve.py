@@ -19,6 +19,24 @@ from django.core.management.base import BaseCommand, CommandError
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 
 
+def _healthy(host: str, port: int) -> bool:
+    """Whether the web process answers GET /healthz with anything but 503 (still loading
+    models); a 400 from an ALLOWED_HOSTS that leaves out this address still means it is up."""
+    import http.client
+
+    wildcard = {"0.0.0.0", "::", ""}  # noqa: S104 - listening everywhere; we ask loopback
+    connection = http.client.HTTPConnection(
+        "127.0.0.1" if host in wildcard else host, port, timeout=1
+    )
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status != 503
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
 class Command(BaseCommand):
     help = "Start Docent (web, worker and local Chroma) until interrupted."
 
@@ -51,12 +69,21 @@ class Command(BaseCommand):
         restarts: list[float] = []
         self.stdout.write(
             f"Docent is starting on http://{host}:{port}/ with {workers} ingest worker(s); "
-            f"data in {settings.DATA_DIR}. Press Ctrl-C to stop."
+            f"data in {settings.DATA_DIR}. Loading models…"
         )
         self.stdout.flush()
+        started = time.monotonic()
+        ready = False
         try:
             while not stopping:
-                time.sleep(0.5)
+                if not ready and _healthy(host, port):
+                    ready = True
+                    self.stdout.write(
+                        f"Docent is ready at http://{host}:{port}/ "
+                        f"({time.monotonic() - started:.0f} s). Press Ctrl-C to stop."
+                    )
+                    self.stdout.flush()
+                time.sleep(0.5 if ready else 1.0)
                 if web.poll() is not None:
                     raise CommandError(f"The web server exited with code {web.returncode}.")
                 for i, proc in enumerate(pool):
