@@ -151,6 +151,14 @@ def feedback_json(w, p, t):
     return "json", {"rating": -1, "comment": f"feedback by {p}"}
 
 
+def wrong_old_password(w, p, t):
+    return "form", {"old_password": "not it", "new_password1": "x", "new_password2": "x"}
+
+
+def reset_request(w, p, t):
+    return "form", {"email": f"{p}-{t['n']}@example.com"}
+
+
 def admin_delete(w, p, t):
     return "form", {"post": "yes"}
 
@@ -216,6 +224,15 @@ ROWS = [
     R("documents page",               "GET /kb/{kb}/documents/",                           "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L"),
     R("conversations review",         "GET /kb/{kb}/review/",                              "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L"),
     R("conversation review",          "GET /kb/{kb}/review/{conv}/",                       "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L", target="other"),
+    # -- a member's own account (session; Django's views) ------------------------------------------------------------------------------------------
+    R("password change page",         "GET /accounts/password/change/",                    "302L",      "200",     "200",     "302L",      "302L",      "302L"),
+    R("password change (form)",       "POST /accounts/password/change/",                   "302L",      "200",     "200",     "302L",      "302L",      "302L",      body=wrong_old_password),
+    R("password changed page",        "GET /accounts/password/change/done/",               "302L",      "200",     "200",     "302L",      "302L",      "302L"),
+    R("password reset page",          "GET /accounts/password/reset/",                     "200",       "200",     "200",     "200",       "200",       "200"),
+    R("password reset request",       "POST /accounts/password/reset/",                    "302",       "302",     "302",     "302",       "302",       "302",       body=reset_request),
+    R("password reset sent page",     "GET /accounts/password/reset/sent/",                "200",       "200",     "200",     "200",       "200",       "200"),
+    R("password reset link, forged",  "GET /accounts/password/reset/MQ/forged-token/",     "200",       "200",     "200",     "200",       "200",       "200"),
+    R("password reset done page",     "GET /accounts/password/reset/done/",                "200",       "200",     "200",     "200",       "200",       "200"),
     # -- documents (session) ---------------------------------------------------------------------------------------------------------------------
     R("document page",                "GET /documents/{doc}/",                             "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
     R("original file",                "GET /documents/{doc}/file",                         "404/404",   "200/404", "200/200", "404/404",   "404/404",   "404/404"),
