@@ -7,7 +7,11 @@ from django.urls import path
 from assistant import history_views as history
 from assistant import views as chat
 from assistant import widget_views as widget
-from assistant.accounts import PasswordResetRequestView
+from assistant.accounts import (
+    PasswordChangeView,
+    PasswordResetConfirmView,
+    PasswordResetRequestView,
+)
 from assistant.api import api
 from assistant.signin import AdminSigninForm, SigninForm
 from ingest import views as documents
@@ -52,11 +56,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # A member's own password: change it signed in, or reset it by email (Django's views;
     # the names are the ones they reverse).
-    path(
-        "accounts/password/change/",
-        auth_views.PasswordChangeView.as_view(),
-        name="password_change",
-    ),
+    path("accounts/password/change/", PasswordChangeView.as_view(), name="password_change"),
     path(
         "accounts/password/change/done/",
         auth_views.PasswordChangeDoneView.as_view(),
@@ -70,7 +70,7 @@ urlpatterns = [
     ),
     path(
         "accounts/password/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(

@@ -42,6 +42,26 @@ def test_a_reset_link_arrives_and_sets_a_new_password(ada):
     assert b"This link no longer works" in used.content
 
 
+def test_after_a_reset_the_owner_signs_in_from_a_new_device_despite_guessing(ada, settings):
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 3
+    for n in range(3):
+        Client(REMOTE_ADDR="198.51.100.66").post(
+            "/accounts/login/", {"username": "ada", "password": f"guess-{n}"}
+        )
+    laptop = Client(REMOTE_ADDR="203.0.113.5")
+    refused = laptop.post("/accounts/login/", {"username": "ada", "password": PASSWORD})
+    assert "Too many failed sign-ins" in refused.content.decode()
+    ask_reset("ada@example.com", ip="203.0.113.5")
+    link = re.search(r"http://testserver(/accounts/password/reset/\S+/)", mail.outbox[0].body)
+    form = laptop.get(link[1], follow=True)
+    new = "a brand new phrase 42"
+    laptop.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    signed_in = laptop.post("/accounts/login/", {"username": "ada", "password": new})
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/"
+    guesser = Client(REMOTE_ADDR="198.51.100.66")  # the guessing address still waits
+    assert guesser.post("/accounts/login/", {"username": "ada", "password": new}).status_code == 200
+
+
 def test_reset_requests_per_address_are_limited(ada, settings):
     """Before: the form sent as many emails as anyone asked for, to anyone's mailbox."""
     settings.PASSWORD_RESET_PER_ADDRESS = 3
@@ -85,6 +105,21 @@ def test_the_change_form_shows_what_the_validators_say(ada):
     assert done["Location"] == "/accounts/password/change/done/"
     assert client.get("/").status_code == 200  # still signed in here
     assert Client().login(username="ada", password="lantern river 77")
+
+
+def test_guessing_the_old_password_in_an_open_session_is_throttled(ada, settings):
+    """A session left open must not let anyone try old passwords without end."""
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 3
+    client = Client(REMOTE_ADDR="198.51.100.66")
+    client.force_login(ada)
+    change = {"new_password1": "lantern river 77", "new_password2": "lantern river 77"}
+    for n in range(3):
+        wrong = client.post("/accounts/password/change/", {**change, "old_password": f"guess-{n}"})
+        assert "Your old password was entered incorrectly" in wrong.content.decode()
+    right = client.post("/accounts/password/change/", {**change, "old_password": PASSWORD})
+    assert right.status_code == 200 and "Too many failed sign-ins" in right.content.decode()
+    ada.refresh_from_db()
+    assert ada.check_password(PASSWORD)
 
 
 def test_signed_out_visitors_are_sent_to_sign_in_from_the_change_form():

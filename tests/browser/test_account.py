@@ -15,6 +15,7 @@ from django.core import mail
 
 from ingest.models import KnowledgeBase
 from ingest.services import kb_get_or_create
+from tests.browser.test_controls import serious_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SIZES = [(1366, 768), (390, 844)]
@@ -72,6 +73,7 @@ def test_a_member_changes_their_password_and_signs_in_with_it(live_server, brows
     change.click()
     page.wait_for_url("**/accounts/password/change/")
     assert_top_bar_is_one_line(page)
+    assert serious_violations(page) == []
     page.fill("#id_old_password", OLD)
     page.fill("#id_new_password1", "12345678")
     page.fill("#id_new_password2", "12345678")
@@ -126,6 +128,7 @@ def test_an_unknown_page_is_a_docent_page_with_a_way_back(live_server, browser, 
     assert response.status == 404
     assert page.get_by_role("heading", name="Page not found").is_visible()
     assert_top_bar_is_one_line(page)
+    assert serious_violations(page) == []
     back = page.get_by_role("link", name="Back to chat")
     box = back.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= size[0]
@@ -168,6 +171,7 @@ def test_clicking_one_person_in_the_members_picker_keeps_the_others(
     page.goto(f"{live_server.url}/kb/{kb.slug}/settings/")
     assert_top_bar_is_one_line(page)
     assert ticked(page) == ["bob", "dave", "erin"]  # current members first, ticked
+    assert serious_violations(page) == []
     picker = page.locator(".member-picker")
     picker.get_by_text("alice", exact=True).click()  # add one
     assert ticked(page) == ["bob", "dave", "erin", "alice"]
