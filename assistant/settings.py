@@ -7,6 +7,7 @@ with ImproperlyConfigured instead of surfacing later as a confusing failure.
 
 from __future__ import annotations
 
+import email.utils
 import importlib.util
 import ipaddress
 import os
@@ -126,6 +127,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.forms",  # its widget templates, for FORM_RENDERER below
     "django_tasks",
     "django_tasks_db",
     "ingest",
@@ -151,6 +153,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "assistant.urls"
+# Form widgets render from the same templates as the pages (templates/ first).
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 WSGI_APPLICATION = "assistant.wsgi.application"
 ASGI_APPLICATION = "assistant.asgi.application"
 
@@ -258,6 +262,55 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
+# A refused form (a missing or stale CSRF token) gets a Docent page with a way back.
+CSRF_FAILURE_VIEW = "assistant.errors.csrf_failure"
+
+# --- Email (password reset links) ---------------------------------------------------------
+_EMAIL_BACKENDS = {
+    "console": "django.core.mail.backends.console.EmailBackend",  # printed in the server log
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",  # one file per message
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    "dummy": "django.core.mail.backends.dummy.EmailBackend",  # dropped
+}
+
+
+def _email_backend() -> str:
+    """EMAIL_BACKEND: a short name (console, smtp, file, locmem, dummy) or a dotted path."""
+    value = _get("str", "EMAIL_BACKEND", "console")
+    if value in _EMAIL_BACKENDS:
+        return _EMAIL_BACKENDS[value]
+    module, _, name = value.rpartition(".")
+    try:
+        found = bool(module and name) and importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ImproperlyConfigured(
+            f"EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)} or the dotted path "
+            f"of an installed email backend, got {value!r}"
+        )
+    return value
+
+
+EMAIL_BACKEND = _email_backend()
+EMAIL_HOST = _get("str", "EMAIL_HOST", "localhost")
+EMAIL_PORT = _get("int", "EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = _get("str", "EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _get("str", "EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _get("bool", "EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = _get("bool", "EMAIL_USE_SSL", False)  # TLS from the start, usually port 465
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS or EMAIL_USE_SSL, not both")
+EMAIL_TIMEOUT = _get("float", "EMAIL_TIMEOUT", 10.0, minimum=1)  # seconds
+EMAIL_FILE_PATH = str(DATA_DIR / "mail")  # the file backend's folder
+DEFAULT_FROM_EMAIL = _get("str", "DEFAULT_FROM_EMAIL", "Docent <docent@localhost>")
+if "@" not in email.utils.parseaddr(DEFAULT_FROM_EMAIL)[1]:
+    raise ImproperlyConfigured(
+        f"DEFAULT_FROM_EMAIL must be an email address such as Docent <help@example.com>, "
+        f"got {DEFAULT_FROM_EMAIL!r}"
+    )
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 LOG_LEVEL = _get("str", "LOG_LEVEL", "INFO").upper()
 LOGGING = {
@@ -388,6 +441,11 @@ for _proxy in FORWARDED_ALLOW_IPS:
 LOGIN_FAILURES_PER_ACCOUNT = _get("int", "LOGIN_FAILURES_PER_ACCOUNT", 10, minimum=1)
 LOGIN_FAILURES_PER_IP = _get("int", "LOGIN_FAILURES_PER_IP", 30, minimum=1)
 LOGIN_WINDOW_SECONDS = _get("int", "LOGIN_WINDOW_SECONDS", 900, minimum=60)
+# Password reset requests per address (IP) and per email address within the window
+# (seconds); past either, the form asks to wait, so it can't be used to flood a mailbox.
+PASSWORD_RESET_PER_IP = _get("int", "PASSWORD_RESET_PER_IP", 10, minimum=0)
+PASSWORD_RESET_PER_ADDRESS = _get("int", "PASSWORD_RESET_PER_ADDRESS", 3, minimum=0)
+PASSWORD_RESET_WINDOW_SECONDS = _get("int", "PASSWORD_RESET_WINDOW_SECONDS", 3600, minimum=60)
 # CORS applies only to the widget's API, and only for origins a widget allows (checked
 # per request in assistant.apps); nothing else on the site is readable cross-origin.
 CORS_URLS_REGEX = r"^/widget/api/"

@@ -87,6 +87,12 @@ def signin_succeeded(*, username: str, ip: str) -> None:
     usage_add(scope="signin-ok", key=by_pair, window_seconds=24 * 3600)
 
 
+def signin_forgive(*, username: str) -> None:
+    """The owner proved who they are (a reset link from their mailbox): failures against
+    the account stop counting, so they get in from a new device; each address's stay."""
+    usage_clear(scope="signin-failed", key=_keys(username, "")[1])
+
+
 class ThrottledFormMixin:
     """Sign-in forms say why an attempt waits, instead of "wrong password"."""
 

@@ -9,6 +9,11 @@ from django.views.generic import RedirectView
 from assistant import history_views as history
 from assistant import views as chat
 from assistant import widget_views as widget
+from assistant.accounts import (
+    PasswordChangeView,
+    PasswordResetConfirmView,
+    PasswordResetRequestView,
+)
 from assistant.api import api
 from assistant.signin import AdminSigninForm, SigninForm
 from ingest import views as documents
@@ -54,6 +59,30 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # A member's own password: change it signed in, or reset it by email (Django's views;
+    # the names are the ones they reverse).
+    path("accounts/password/change/", PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password/change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("accounts/password/reset/", PasswordResetRequestView.as_view(), name="password_reset"),
+    path(
+        "accounts/password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/password/reset/<uidb64>/<token>/",
+        PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/password/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("widget/api/<str:public_id>/session", widget.widget_session, name="widget-session"),
     path("widget/api/<str:public_id>/chat", widget.widget_chat, name="widget-chat"),
     path(

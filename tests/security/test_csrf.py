@@ -119,6 +119,8 @@ CASES = [
     Case("admin delete KB",       "admin", "post",   lambda s: f"/admin/ingest/knowledgebase/{s.kb.pk}/delete/", form(lambda s: {"post": "yes"}), 302),
     Case("logout",                "user",  "post",   lambda s: "/accounts/logout/",                   form(lambda s: {}), 302),
     Case("login",                 "anon",  "post",   lambda s: "/accounts/login/",                    form(lambda s: {"username": "member", "password": "pw-member-123"}), 302),
+    Case("password change",       "user",  "post",   lambda s: "/accounts/password/change/",          form(lambda s: {"old_password": "pw-member-123", "new_password1": "lantern river 77", "new_password2": "lantern river 77"}), 302),
+    Case("password reset request", "anon", "post",   lambda s: "/accounts/password/reset/",           form(lambda s: {"email": "member@example.com"}), 302),
     Case("API create KB",         "admin", "post",   lambda s: "/api/kbs",                            as_json(lambda s: {"name": "Created"}), 201),
     Case("API rename KB",         "admin", "patch",  lambda s: f"/api/kbs/{s.kb.slug}",               as_json(lambda s: {"name": "Renamed", "visibility": "public"}), 200),
     Case("API delete KB",         "admin", "delete", lambda s: f"/api/kbs/{s.kb.slug}",               nothing, 204),
