@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.text import slugify
 
 
@@ -210,7 +211,7 @@ class Document(models.Model):
             models.Index(fields=["status", "lease_expires_at"]),
             # The documents page lists one knowledge base at a time, newest first or by name.
             models.Index(fields=["kb", "created_at", "id"], name="document_kb_created"),
-            models.Index(fields=["kb", "filename"], name="document_kb_filename"),
+            models.Index("kb", Lower("filename"), name="document_kb_name"),  # A-Z, any case
             models.Index(fields=["kb", "status"], name="document_kb_status"),
         ]
 

@@ -333,7 +333,9 @@ def documents_page(
             match |= Q(pk__in=Chunk.objects.filter(pk__in=chunk_ids).values("document_id"))
         documents = documents.filter(match)
     key = Lower(column) if column == "filename" else F(column)  # names sort ignoring case
-    order = [key.desc(nulls_last=True) if descending else key.asc(nulls_last=True)]
+    # Only page_count is ever NULL; asking for NULLS LAST elsewhere would cost the index.
+    nulls_last = True if column == "page_count" else None
+    order = [key.desc(nulls_last=nulls_last) if descending else key.asc(nulls_last=nulls_last)]
     order.append(F("id").desc() if descending else F("id").asc())
     total = documents.count()
     page = documents.select_related("kb", "uploaded_by").order_by(*order)
