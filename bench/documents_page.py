@@ -24,7 +24,6 @@ import random
 import statistics
 import sys
 import time
-from datetime import timedelta
 
 from _measure import percentile
 from _setup import django_setup, machine
@@ -38,7 +37,6 @@ def build(documents: int, chunk_every: int):
     """The knowledge base with its documents and chunks, and a signed-in staff client."""
     from django.contrib.auth import get_user_model
     from django.test import Client
-    from django.utils import timezone
 
     from ingest.models import Chunk, Document
     from ingest.services import kb_get_or_create
@@ -48,7 +46,6 @@ def build(documents: int, chunk_every: int):
     staff = users.objects.create_user("bench-staff", is_staff=True)
     uploaders = [users.objects.create_user(f"uploader-{i}") for i in range(5)]
     kb = kb_get_or_create(name="Bench documents")
-    now = timezone.now()
     rows = []
     for i in range(documents):
         failed = rng.random() < 0.05
@@ -65,7 +62,6 @@ def build(documents: int, chunk_every: int):
                 error="Unsupported file type: the content is application/zip." if failed else "",
                 chunk_count=rng.randint(1, 900),
                 uploaded_by=rng.choice([None, *uploaders]),
-                created_at=now - timedelta(minutes=documents - i),
             )
         )
     created = Document.objects.bulk_create(rows, batch_size=2000)

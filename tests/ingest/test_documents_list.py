@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.utils import timezone
 
 from assistant.keys import api_key_create
 from ingest.models import Chunk, Document
@@ -23,8 +21,8 @@ def bearer(token: str) -> dict:
 
 
 def make_documents(kb, count: int, *, chunk_every: int = 0) -> list[Document]:
-    """`count` documents (newest last), one chunk each for every `chunk_every`-th one."""
-    now = timezone.now()
+    """`count` documents (created in order: the newest last), one chunk for every
+    `chunk_every`-th one."""
     documents = Document.objects.bulk_create(
         Document(
             kb=kb,
@@ -35,7 +33,6 @@ def make_documents(kb, count: int, *, chunk_every: int = 0) -> list[Document]:
             status="ready" if i % 3 else "failed",
             error="" if i % 3 else f"Broken file number {i}",
             chunk_count=1,
-            created_at=now - timedelta(seconds=count - i),
         )
         for i in range(count)
     )
