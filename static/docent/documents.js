@@ -421,7 +421,11 @@
       refresh();
     };
     xhr.onerror = () => settle(entry, "rejected", [el("strong", "", "Upload failed: "), "the connection was lost. Try again."]);
-    xhr.onabort = () => settle(entry, "cancelled", ["Cancelled; nothing was uploaded."]);
+    xhr.onabort = () => {
+      const sent = entry.bar.value === 100; // every byte out: the server may have kept it
+      settle(entry, "cancelled", [sent ? "Cancelled; if it had arrived already, it is in the list below." : "Cancelled; nothing was uploaded."]);
+      if (sent) refresh();
+    };
     xhr.send(body);
   }
   if (manage) {

@@ -168,6 +168,43 @@ def test_the_tray_refuses_rejects_and_names_duplicates(
 
 
 @sizes
+def test_an_upload_shows_its_percentage_and_cancel_stops_it(
+    live_app, browser, staff_user, tmp_path, size
+):
+    kb = kb_get_or_create(name="Support")
+    (tmp_path / "slow.md").write_bytes(b"# Slow\n\n" + b"words to send. " * 20_000)
+    context, page = open_page(browser, live_app, size)
+    held = []  # the upload reaches this stand-in for a slow server, which never answers
+
+    def hold(route):
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(f"**/api/kbs/{kb.slug}/documents*", hold)
+    page.goto(f"{live_app.url}/kb/{kb.slug}/documents/")
+    page.set_input_files("#files", str(tmp_path / "slow.md"))
+    entry = page.locator("#uploads li").first
+    for _ in range(50):  # Playwright hands over the route only while it is called
+        if held:
+            break
+        page.wait_for_timeout(200)
+    assert held
+    assert entry.locator(".percent").inner_text().endswith("%")
+    assert entry.locator("progress").count() == 1
+    assert no_sideways_scroll(page)
+    within_viewport(page, "#uploads button", size[0])
+    entry.locator("button:has-text('Cancel')").click()
+    poll(lambda: entry.get_attribute("data-result") == "cancelled", timeout=10)
+    assert entry.inner_text().startswith("slow.md")
+    assert "Cancelled" in entry.inner_text()
+    assert not Document.objects.exists()
+    page.unroute(f"**/api/kbs/{kb.slug}/documents*")
+    context.close()
+
+
+@sizes
 def test_progress_of_queued_and_processing_documents(live_app, browser, staff_user, size):
     kb = kb_get_or_create(name="Support")
     # As a worker elsewhere would leave it mid-extraction (its lease live, so no recovery).
