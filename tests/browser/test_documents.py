@@ -297,6 +297,8 @@ def test_a_member_reads_the_documents_page_without_controls(live_app, browser, s
     kb.members.add(member)
     many(kb, 3)
     context, page = open_page(browser, live_app, size, "member", "member-pass-123")
+    page.goto(f"{live_app.url}/?kb={kb.slug}")
+    assert page.get_attribute("#browse-documents", "href") == f"/kb/{kb.slug}/documents/"
     page.goto(f"{live_app.url}/kb/{kb.slug}/documents/")
     assert page.url.endswith(f"/kb/{kb.slug}/documents/")  # no bounce to a staff login
     page.wait_for_selector("#doc-rows tr[data-id]")
