@@ -33,7 +33,8 @@ class BulkResult:
 def _documents(kb: KnowledgeBase, ids: list[int]) -> tuple[list[Document], list[Skipped]]:
     """The documents of `kb` among `ids` (in the order given), and the ids that are not."""
     wanted = list(dict.fromkeys(ids))[:MAX_BULK_IDS]
-    found = {d.pk: d for d in Document.objects.filter(kb=kb, pk__in=wanted).select_related("kb")}
+    storable = [pk for pk in wanted if 0 < pk < 2**63]  # beyond 64 bits SQLite raises
+    found = {d.pk: d for d in Document.objects.filter(kb=kb, pk__in=storable).select_related("kb")}
     missing = [Skipped(pk, "Not in this knowledge base (deleted already?).") for pk in wanted]
     return [found[pk] for pk in wanted if pk in found], [s for s in missing if s.id not in found]
 

@@ -156,6 +156,7 @@ def test_bulk_delete_and_reindex_report_done_and_skipped(kb, staff, store):
     assert deleted["done"] == ids[:2] and [s["id"] for s in deleted["skipped"]] == [other.pk]
     assert set(Document.objects.values_list("pk", flat=True)) == {ids[2], rejected.pk, other.pk}
     assert bulk("explode", ids).status_code == 422
+    assert bulk("delete", [10**30]).json()["skipped"][0]["id"] == 10**30  # no server error
 
 
 def test_a_member_reads_the_page_and_list_but_changes_nothing(kb, store):
