@@ -121,6 +121,7 @@
   function change(update, push = true) {
     Object.assign(state, update);
     selected.clear();
+    lastDrawn = "";
     writeUrl(push);
     refresh();
   }
@@ -147,7 +148,7 @@
   });
   $("page-prev").addEventListener("click", () => change({ page: Math.max(1, state.page - 1) }));
   $("page-next").addEventListener("click", () => change({ page: state.page + 1 }));
-  window.addEventListener("popstate", () => { readUrl(); selected.clear(); refresh(); });
+  window.addEventListener("popstate", () => { readUrl(); selected.clear(); lastDrawn = ""; refresh(); });
 
   // -- rows --------------------------------------------------------------------------------
   const selected = new Set();
@@ -189,6 +190,7 @@
         } catch (error) {
           say(`${label} ${doc.filename}: ${error.message}`, true);
         }
+        lastDrawn = ""; // redraw, so a button that failed is usable again
         refresh();
       });
       cell.append(button);
@@ -257,6 +259,7 @@
   let timer = null;
   let generation = 0;
   let lastPage = [];
+  let lastDrawn = "";
   async function refresh() {
     clearTimeout(timer);
     const mine = ++generation;
@@ -279,8 +282,14 @@
     const pages = Math.max(1, Math.ceil(page.total / PAGE_SIZE));
     if (state.page > pages && page.total) { change({ page: pages }, false); return; }
     lastPage = page.items;
-    rows.replaceChildren(...page.items.map(docRow));
+    // Unchanged rows are left alone, so a poll never takes the focus off a checkbox or button.
+    const drawn = JSON.stringify(page.items.map((d) => [d, when(d.created_at)]));
+    if (drawn !== lastDrawn) {
+      lastDrawn = drawn;
+      rows.replaceChildren(...page.items.map(docRow));
+    }
     if (!page.items.length) {
+      rows.replaceChildren();
       const row = el("tr", "empty");
       const cell = el("td", "muted", state.q || state.status || state.type ? "No documents match." : "No documents yet.");
       cell.colSpan = COLUMNS;
@@ -325,6 +334,7 @@
       }
       say(text);
       selected.clear();
+      lastDrawn = "";
     } catch (error) {
       say(`Nothing was ${action === "delete" ? "deleted" : "re-indexed"}: ${error.message}`, true);
     }
