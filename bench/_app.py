@@ -325,18 +325,18 @@ class Docent:
         return int(response.json()[0]["document"]["id"])
 
     def documents(self, client: httpx.Client) -> dict[int, dict[str, Any]]:
-        """Every document of the knowledge base by id (paged: the API gives 1000 at most)."""
+        """Every document of the knowledge base by id (paged: the API gives 200 at most)."""
         found: dict[int, dict[str, Any]] = {}
         while True:
             page = client.get(
                 f"{self.url}/api/kbs/{self.slug}/documents",
-                params={"limit": 1000, "offset": len(found)},
+                params={"limit": 200, "offset": len(found), "sort": "uploaded"},
                 headers=self.headers,
             )
             page.raise_for_status()
-            rows = page.json()
-            found.update((row["id"], row) for row in rows)
-            if len(rows) < 1000:
+            body = page.json()
+            found.update((row["id"], row) for row in body["items"])
+            if not body["items"] or len(found) >= body["total"]:
                 return found
 
     def wait_settled(

@@ -28,6 +28,7 @@ def plan(quick: bool, data_dir: Path) -> list[list[str]]:
         ["query_latency.py", "--sizes", sizes, "--data-dir", str(data_dir / "query-latency")],
         ["packing_speed.py"],
         ["chat_overhead.py"],
+        ["documents_page.py", "--documents", "2000" if quick else "20000"],
         ["load.py", "--uploads", "0", "--seconds", seconds],  # concurrency: chats only
         ["load.py", "--seconds", seconds],  # load: chats and uploads together
         ["ocr_upscale.py"],

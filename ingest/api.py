@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from django.db.models import Q
-from ninja import File, ModelSchema, Router, Schema, Status
+from ninja import Field, File, ModelSchema, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
 from ingest.access import kb_manageable, kb_readable, kbs_readable
 from ingest.models import Document, KnowledgeBase
 from ingest.pipeline.types import IngestError
+from ingest.selectors import documents_page
 from ingest.services import (
     KnowledgeBaseExists,
     document_create,
     document_delete,
     document_reindex,
+    documents_bulk_delete,
+    documents_bulk_reindex,
     kb_create,
     kb_delete,
     kb_update,
 )
+from ingest.services.bulk import MAX_BULK_IDS
 from ingest.store import get_store
 
 router = Router(tags=["documents"])
@@ -170,28 +174,94 @@ def kb_remove(request, slug: str):
 MAX_OFFSET = 10**12  # rows; any list offset beyond this returns nothing anyway
 
 
-@router.get("/kbs/{slug}/documents", response=list[DocumentOut], summary="List documents")
+class DocumentRow(DocumentOut):
+    """A document as the list shows it: DocumentOut plus who uploaded it."""
+
+    uploaded_by: str | None  # the uploader's username; None for API keys, the CLI, the admin
+
+    @staticmethod
+    def resolve_uploaded_by(obj: Document) -> str | None:
+        return obj.uploaded_by.get_username() if obj.uploaded_by else None
+
+
+class DocumentPageOut(Schema):
+    items: list[DocumentRow]
+    total: int  # documents matching the filters, on all pages
+    limit: int
+    offset: int
+
+
+class BulkIn(Schema):
+    action: Literal["delete", "reindex"]
+    ids: list[int] = Field(..., min_length=1, max_length=MAX_BULK_IDS)
+
+
+class SkippedOut(Schema):
+    id: int
+    reason: str
+
+
+class BulkOut(Schema):
+    action: str
+    done: list[int]  # ids deleted or queued again
+    skipped: list[SkippedOut]  # ids left alone, each with why
+
+
+@router.get("/kbs/{slug}/documents", response=DocumentPageOut, summary="List documents")
 def document_list(
-    request, slug: str, status: str = "", q: str = "", limit: int = 200, offset: int = 0
+    request,
+    slug: str,
+    status: str = "",
+    kind: str = "",
+    q: str = "",
+    sort: str = "-uploaded",
+    limit: int = 50,
+    offset: int = 0,
 ):
-    documents = Document.objects.filter(kb=kb_for(request, slug, manage=True)).select_related("kb")
-    if status:
-        documents = documents.filter(status=status)
-    if q:
-        documents = documents.filter(Q(filename__icontains=q) | Q(error__icontains=q))
-    limit = max(1, min(limit, 1000))
+    """A page of documents: `items`, the `total` matching, and the `limit` and `offset` used.
+
+    Anyone who may read the knowledge base may list it. `q` searches names, errors and
+    the documents' text; `sort` is name, size, pages, chunks, uploaded or status, with a
+    leading "-" for descending (default -uploaded: newest first); `limit` is 1-200.
+    """
+    kb = kb_for(request, slug)
+    limit = max(1, min(limit, 200))
     offset = max(0, min(offset, MAX_OFFSET))  # past SQLite's 64-bit integers is a 500
-    return list(documents[offset : offset + limit])
+    try:
+        page = documents_page(
+            kb=kb, q=q, status=status, kind=kind, sort=sort, limit=limit, offset=offset
+        )
+    except ValueError as exc:
+        raise HttpError(422, str(exc)) from exc
+    return {"items": page.items, "total": page.total, "limit": limit, "offset": offset}
 
 
 @router.post("/kbs/{slug}/documents", response={201: list[UploadOut]}, summary="Upload files")
 def document_upload(request, slug: str, files: list[UploadedFile] = File(...)):  # noqa: B008
+    """One result per file, all 201: `created` false for bytes already in the knowledge base
+    (the existing document), and a rejected file is a document with status "failed"."""
     kb = kb_for(request, slug, manage=True)
+    user, _ = caller(request)
+    uploader = user if getattr(user, "is_authenticated", False) else None
     results = []
     for upload in files:
-        result = document_create(kb=kb, filename=upload.name or "upload", content=upload)
+        result = document_create(
+            kb=kb, filename=upload.name or "upload", content=upload, uploaded_by=uploader
+        )
         results.append({"document": result.document, "created": result.created})
     return Status(201, results)
+
+
+@router.post("/kbs/{slug}/documents/bulk", response=BulkOut, summary="Delete or re-index many")
+def document_bulk(request, slug: str, payload: BulkIn):
+    """Delete or re-index up to 1000 documents of this knowledge base in one call; ids that
+    are not in it, or can't be re-indexed now, come back in `skipped` with the reason."""
+    kb = kb_for(request, slug, manage=True)
+    if payload.action == "delete":
+        result = documents_bulk_delete(kb=kb, ids=payload.ids, store=get_store())
+    else:
+        result = documents_bulk_reindex(kb=kb, ids=payload.ids)
+    return {"action": payload.action, "done": result.done, "skipped": result.skipped}
 
 
 @router.get("/documents/{pk}", response=DocumentOut, summary="Document status")

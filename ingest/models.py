@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.text import slugify
 
 
@@ -188,6 +189,14 @@ class Document(models.Model):
     lease_owner = models.CharField(max_length=128, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who uploaded it, when a signed-in user did (not an API key or the CLI)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -198,7 +207,13 @@ class Document(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["kb", "sha256"], name="document_unique_bytes_per_kb"),
         ]
-        indexes = [models.Index(fields=["status", "lease_expires_at"])]
+        indexes = [
+            models.Index(fields=["status", "lease_expires_at"]),
+            # The documents page lists one knowledge base at a time, newest first or by name.
+            models.Index(fields=["kb", "created_at", "id"], name="document_kb_created"),
+            models.Index("kb", Lower("filename"), name="document_kb_name"),  # A-Z, any case
+            models.Index(fields=["kb", "status"], name="document_kb_status"),
+        ]
 
     def __str__(self) -> str:
         return self.filename

@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import groupby
 
+from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Lower
 
 from ingest.models import Chunk, Document, KnowledgeBase
 from ingest.pipeline.chunk import merge_chunk_texts
@@ -270,3 +272,71 @@ def document_pages(*, document: Document, cited: QuerySet[Chunk] | None = None) 
         {"number": page, "text": merge_chunk_texts([c.text for c in group])}
         for page, group in groupby(chunks, key=lambda c: c.page)
     ]
+
+
+# The documents list's sort keys (as the API and the page's URL name them) and their columns.
+DOCUMENT_SORTS = {
+    "name": "filename",
+    "size": "size_bytes",
+    "pages": "page_count",
+    "chunks": "chunk_count",
+    "uploaded": "created_at",
+    "status": "status",
+}
+# Content search looks at this many of the best-matching chunks (their documents are added
+# to the name and error matches): enough for a page of results, and always quick.
+CONTENT_SEARCH_CHUNKS = 200
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    items: list[Document]
+    total: int  # documents matching the filters, on every page
+
+
+def documents_page(
+    *,
+    kb: KnowledgeBase,
+    q: str = "",
+    status: str = "",
+    kind: str = "",
+    sort: str = "-uploaded",
+    limit: int = 50,
+    offset: int = 0,
+) -> DocumentPage:
+    """One page of a knowledge base's documents, filtered, searched and sorted.
+
+    `q` matches a document's name or error (substring, any case) or its text (the
+    full-text index: the documents of the best CONTENT_SEARCH_CHUNKS chunks). `sort` is a
+    key of DOCUMENT_SORTS, "-" first for descending; ValueError for an unknown one. Three
+    queries whatever the page size: the content search, the count and the page.
+    """
+    descending = sort.startswith("-")
+    column = DOCUMENT_SORTS.get(sort.lstrip("-"))
+    if column is None:
+        raise ValueError(f"Sort by one of: {', '.join(DOCUMENT_SORTS)} (with - for descending).")
+    documents = Document.objects.filter(kb=kb)
+    if status:
+        documents = documents.filter(status=status)
+    if kind:
+        documents = documents.filter(kind=kind)
+    if q.strip():
+        match = Q(filename__icontains=q.strip()) | Q(error__icontains=q.strip())
+        hits = chunks_search_lexical(
+            kb=kb,
+            query=q,
+            limit=CONTENT_SEARCH_CHUNKS,
+            max_postings=settings.RETRIEVAL_LEXICAL_MAX_POSTINGS,
+        )
+        if hits:
+            chunk_ids = [hit.chunk_id for hit in hits]
+            match |= Q(pk__in=Chunk.objects.filter(pk__in=chunk_ids).values("document_id"))
+        documents = documents.filter(match)
+    key = Lower(column) if column == "filename" else F(column)  # names sort ignoring case
+    # Only page_count is ever NULL; asking for NULLS LAST elsewhere would cost the index.
+    nulls_last = True if column == "page_count" else None
+    order = [key.desc(nulls_last=nulls_last) if descending else key.asc(nulls_last=nulls_last)]
+    order.append(F("id").desc() if descending else F("id").asc())
+    total = documents.count()
+    page = documents.select_related("kb", "uploaded_by").order_by(*order)
+    return DocumentPage(items=list(page[offset : offset + limit]), total=total)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -11,10 +13,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from ingest.access import kb_readable
+from ingest.access import kb_manageable, kb_readable, kbs_readable
 from ingest.forms import KnowledgeBaseForm
-from ingest.models import Asset, Document, KnowledgeBase
+from ingest.models import Asset, Document, DocumentKind, DocumentStatus, KnowledgeBase
 from ingest.pdfpages import PageUnavailable, pdf_page_image
+from ingest.pipeline.detect import ACCEPTED_EXTENSIONS, human_bytes
 from ingest.services import kb_create, kb_delete, kb_update
 from ingest.store import get_store
 from ingest.viewer import (
@@ -113,11 +116,25 @@ def asset_file(request: HttpRequest, pk: int) -> FileResponse:
     return stored_file(str(asset.file.name), asset.mime_type)
 
 
-@staff_member_required
+@login_required
 @require_GET
 def documents_page(request: HttpRequest, slug: str) -> HttpResponse:
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
-    return render(request, "ingest/documents.html", {"kb": kb, "kbs": KnowledgeBase.objects.all()})
+    """The documents of a knowledge base: managed by staff, read-only for its other readers."""
+    kbs = kbs_readable(user=request.user)
+    kb = kbs.filter(slug=slug).first()
+    if kb is None:
+        raise Http404("No such knowledge base")
+    context = {
+        "kb": kb,
+        "kbs": kbs,
+        "manage": kb_manageable(kb=kb, user=request.user),
+        "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+        "max_upload": human_bytes(settings.MAX_UPLOAD_BYTES),
+        "accepted": ",".join(ACCEPTED_EXTENSIONS),
+        "kinds": DocumentKind.choices,
+        "statuses": DocumentStatus.choices,
+    }
+    return render(request, "ingest/documents.html", context)
 
 
 @staff_member_required

@@ -28,8 +28,46 @@ _OFFICE_NAMES = {
 _HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 _MARKDOWN_EXTENSIONS = {".md", ".markdown", ".mdown", ".mkd", ".mdx"}
 _HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
+# File name endings the documents page accepts before uploading (a browser-side courtesy:
+# detect_kind decides from the content). Plain text travels under many names.
+ACCEPTED_EXTENSIONS = (
+    ".pdf",
+    ".docx",
+    *sorted(_MARKDOWN_EXTENSIONS),
+    *sorted(_HTML_EXTENSIONS),
+    ".txt",
+    ".text",
+    ".log",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".rst",
+    ".yaml",
+    ".yml",
+    ".xml",
+    ".ini",
+    ".cfg",
+    ".conf",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".webp",
+    ".gif",
+)
 # Bidi overrides and isolates can disguise an extension ("evil\u202egnp.exe").
 _INVISIBLE = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)}
+
+
+def human_bytes(size: int) -> str:
+    """A size in bytes as people read it: "0.8 KB", "1.2 MB", "110 MB" (1 KB = 1024 bytes)."""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            break
+        value /= 1024
+    if unit == "bytes":
+        return f"{size} bytes"
+    return f"{value:.1f} {unit}".replace(".0 ", " ") if value < 10 else f"{value:.0f} {unit}"
 
 
 def detect_kind(data: bytes, filename: str) -> Detected:

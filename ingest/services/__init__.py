@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .bulk import BulkResult, documents_bulk_delete, documents_bulk_reindex
 from .documents import (
     KnowledgeBaseExists,
     UploadResult,
@@ -21,6 +22,7 @@ from .recovery import ReconcileReport, documents_recover, kb_reconcile
 from .tools import IngestTools, ingest_tools
 
 __all__ = [
+    "BulkResult",
     "IngestTools",
     "KnowledgeBaseExists",
     "ReconcileReport",
@@ -30,6 +32,8 @@ __all__ = [
     "document_enqueue",
     "document_ingest",
     "document_reindex",
+    "documents_bulk_delete",
+    "documents_bulk_reindex",
     "documents_recover",
     "ingest_limits",
     "ingest_tools",

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ingest.models import Document, DocumentStage, DocumentStatus, KnowledgeBase
-from ingest.pipeline.detect import SNIFF_BYTES, detect_kind, sanitize_filename
+from ingest.pipeline.detect import SNIFF_BYTES, detect_kind, human_bytes, sanitize_filename
 from ingest.pipeline.types import IngestError
 from ingest.store import StoreUnavailable, VectorStore
 
@@ -109,9 +109,16 @@ def kb_update(
 
 
 def document_create(
-    *, kb: KnowledgeBase, filename: str, content: BinaryIO | File, enqueue: bool = True
+    *,
+    kb: KnowledgeBase,
+    filename: str,
+    content: BinaryIO | File,
+    enqueue: bool = True,
+    uploaded_by=None,
 ) -> UploadResult:
     """Store an upload and queue it for ingestion; reject bad input as a failed Document.
+
+    `uploaded_by`: the signed-in user uploading it, if a person (not a key or the CLI) is.
 
     The same bytes uploaded twice into one knowledge base give back the first document
     (re-queued if it had failed). Nothing here parses the file: that is the worker's job.
@@ -134,9 +141,11 @@ def document_create(
         if size == 0:
             error = "The file is empty (0 bytes)."
         elif size > settings.MAX_UPLOAD_BYTES:
+            shown, limit = human_bytes(size), human_bytes(settings.MAX_UPLOAD_BYTES)
             error = (
-                f"The file is {size:,} bytes, over the {settings.MAX_UPLOAD_BYTES:,}-byte limit "
-                "(MAX_UPLOAD_BYTES)."
+                f"This file is {shown}; the limit is {limit}."
+                if shown != limit
+                else f"This file is just over the {limit} limit."
             )
         else:
             try:
@@ -145,7 +154,13 @@ def document_create(
             except IngestError as exc:
                 error = str(exc)
         document = Document(
-            kb=kb, filename=display, sha256=sha256, size_bytes=size, kind=kind, mime_type=mime
+            kb=kb,
+            filename=display,
+            sha256=sha256,
+            size_bytes=size,
+            kind=kind,
+            mime_type=mime,
+            uploaded_by=uploaded_by,
         )
         if error:
             document.status = DocumentStatus.FAILED

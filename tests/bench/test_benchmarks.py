@@ -30,6 +30,7 @@ RUNS = {
     "test_chat_overhead": "chat_overhead.py --requests 5 --tokens 100 --pairs 2 --docs 2",
     "test_query_latency": "query_latency.py --sizes 2000 --queries 5",
     "test_packing_speed": "packing_speed.py --runs 3",
+    "test_documents_page": "documents_page.py --documents 500 --runs 3",
 }
 
 
@@ -172,3 +173,13 @@ def test_packing_speed(runs):
     packed = run.line("packed")
     assert number(packed, r"packed ([\d,]+) tokens") <= number(packed, r"into a ([\d,]+)-token")
     assert number(run.line("pack_context"), r"p50\s+([\d.]+) ms") > 0
+
+
+def test_documents_page(runs):
+    run = runs["test_documents_page"]
+    run.ok()
+    assert re.fullmatch(
+        r"Goal: p95 < 300 ms for each call at 500 documents: (met|NOT met)", run.line("Goal:")
+    )
+    assert number(run.line("first page"), r"first page\s+([\d.]+)") > 0
+    assert run.line("first page").endswith("500")  # every document was counted

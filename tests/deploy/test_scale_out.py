@@ -140,7 +140,7 @@ def test_two_webs_two_workers_postgres_and_chroma(
             answers.append((reply.status_code, reply.json().get("status")))
             listing = httpx.get(
                 f"{webs[0]}/api/kbs/fleet/documents", headers=headers, timeout=30
-            ).json()
+            ).json()["items"]
             settled = len(listing) == 20 and all(
                 d["status"] in ("ready", "failed") for d in listing
             )
@@ -153,7 +153,8 @@ def test_two_webs_two_workers_postgres_and_chroma(
         assert len(uploaded) == 20
         assert all(answer == (200, "complete") for answer in answers), answers
         assert len(answers) >= 2
-        final = httpx.get(f"{webs[1]}/api/kbs/fleet/documents", headers=headers, timeout=30).json()
+        final = httpx.get(f"{webs[1]}/api/kbs/fleet/documents", headers=headers, timeout=30)
+        final = final.json()["items"]
         assert sorted(d["filename"] for d in final) == sorted(docs)  # nothing lost
         assert all(d["status"] == "ready" for d in final), [
             (d["filename"], d["error"]) for d in final

@@ -147,6 +147,10 @@ def upload(w, p, t):
     return "form", {"files": [SimpleUploadedFile(f"upload-{t['n']}.md", data, "text/markdown")]}
 
 
+def bulk_json(w, p, t):
+    return "json", {"action": "delete", "ids": [t["doc"]]}
+
+
 def feedback_json(w, p, t):
     return "json", {"rating": -1, "comment": f"feedback by {p}"}
 
@@ -223,7 +227,7 @@ ROWS = [
     R("KB settings page",             "GET /kb/{kb}/settings/",                            "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L"),
     R("KB settings/rename (form)",    "POST /kb/{kb}/settings/",                           "302L/302L", "302L/302L", "302/302", "302L/302L", "302L/302L", "302L/302L", body=kb_settings_form, target="fresh_kb"),
     R("KB delete (form)",             "POST /kb/{kb}/settings/",                           "302L/302L", "302L/302L", "302/302", "302L/302L", "302L/302L", "302L/302L", body=kb_delete_form, target="fresh_kb"),
-    R("documents page",               "GET /kb/{kb}/documents/",                           "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L"),
+    R("documents page (read-only)",   "GET /kb/{kb}/documents/",                           "302L/302L", "200/404",   "200/200", "302L/302L", "302L/302L", "302L/302L"),
     R("conversations review",         "GET /kb/{kb}/review/",                              "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L"),
     R("conversation review",          "GET /kb/{kb}/review/{conv}/",                       "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L", target="other"),
     # -- a member's own account (session; Django's views) ------------------------------------------------------------------------------------------
@@ -258,7 +262,8 @@ ROWS = [
     R("API KB detail",                "GET /api/kbs/{kb}",                                 "401/401",   "200/404", "200/200", "200/404",   "200/404",   "401/401"),
     R("API rename/settings KB",       "PATCH /api/kbs/{kb}",                               "401/401",   "403/403", "200/200", "403/403",   "403/403",   "401/401",   body=kb_patch_json, target="fresh_kb"),
     R("API delete KB",                "DELETE /api/kbs/{kb}",                              "401/401",   "403/403", "204/204", "403/403",   "403/403",   "401/401",   target="fresh_kb"),
-    R("API list documents",           "GET /api/kbs/{kb}/documents",                       "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401"),
+    R("API list documents",           "GET /api/kbs/{kb}/documents",                       "401/401",   "200/404", "200/200", "200/404",   "200/404",   "401/401"),
+    R("API bulk delete/re-index",     "POST /api/kbs/{kb}/documents/bulk",                 "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401",   body=bulk_json, target="fresh_doc"),
     R("API upload",                   "POST /api/kbs/{kb}/documents",                      "401/401",   "403/404", "201/201", "403/404",   "201/404",   "401/401",   body=upload),
     R("API document detail",          "GET /api/documents/{doc}",                          "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401"),
     R("API delete document",          "DELETE /api/documents/{doc}",                       "401/401",   "403/404", "204/204", "403/404",   "204/404",   "401/401",   target="fresh_doc"),

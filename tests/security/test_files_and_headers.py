@@ -368,6 +368,7 @@ def calls(s: Site) -> list[Call]:
         Call("POST", "/api/kbs", 201, '{"name": "Made by header test"}', json=True),
         Call("GET", f"/api/kbs/{kb}", 200),
         Call("GET", f"/api/kbs/{kb}/documents", 200),
+        Call("POST", f"/api/kbs/{kb}/documents/bulk", 200, '{"action": "reindex", "ids": [0]}', json=True),
         Call("GET", f"/api/documents/{doc}", 200),
         Call("GET", f"/api/documents/{doc}/chunks", 200),
         Call("POST", f"/api/documents/{s.docs['notes.txt'].pk}/reindex", 409),
