@@ -23,7 +23,7 @@ from .feedback import feedback_record
 from .http import decode_images, sse_response
 from .keys import api_key_authenticate
 from .models import Conversation, Message
-from .presenters import api_events, linked, message_citations, page_link
+from .presenters import api_events, api_link, linked, message_citations
 from .services import ChatInputError, answer_stream
 
 
@@ -91,7 +91,7 @@ class PassageOut(Schema):
     document: str
     pages: list[int]
     section: str
-    url: str
+    url: str  # absolute, like SourceOut.url
     excerpt: str
 
 
@@ -105,7 +105,7 @@ class SourceOut(Schema):
     pages: list[int]  # the pages of those passages
     section: str  # the section of the first one
     excerpt: str  # the start of the first one, at most 300 characters
-    url: str  # the document view at the first one's page
+    url: str  # absolute: for an API key a signed link anyone can open (see API_CITATION_SECONDS)
 
 
 class ChatOut(Schema):
@@ -171,11 +171,17 @@ def _message_out(message: Message) -> dict:
     return {name: getattr(message, "pk" if name == "id" else name) for name in fields}
 
 
-def _message_sources(message: Message) -> dict:
-    grouped = message_citations(message.content, message.sources, page_link)
+def _links(request):
+    """Absolute citation links for this caller (signed ones for an API key)."""
+    key = getattr(request, "api_key", None)
+    return api_link(base=request.build_absolute_uri("/")[:-1], key_id=key.pk if key else None)
+
+
+def _message_sources(message: Message, link) -> dict:
+    grouped = message_citations(message.content, message.sources, link)
     return {
         "sources": [*grouped["cited"], *grouped["more"]],
-        "passages": linked(message.sources, page_link),
+        "passages": linked(message.sources, link),
     }
 
 
@@ -214,8 +220,8 @@ def chat(request, slug: str, payload: ChatIn):
             response["Retry-After"] = str(exc.retry_after)
         return response
     if payload.stream:
-        return sse_response(request, api_events(events))
-    answer = answer_collect(api_events(events))
+        return sse_response(request, api_events(events, _links(request)))
+    answer = answer_collect(api_events(events, _links(request)))
     if answer.error.get("code") == "rate_limited":
         body = {"detail": answer.error["message"], **answer.ids()}
         response = api.create_response(request, body, status=429)
@@ -241,7 +247,10 @@ def conversation_list(request, slug: str, limit: int = 50, offset: int = 0):
 )
 def conversation_detail(request, uid: UUID):
     conversation = _owned_conversation(request, uid)
-    messages = [{**_message_out(m), **_message_sources(m)} for m in conversation.messages.all()]
+    link = _links(request)
+    messages = [
+        {**_message_out(m), **_message_sources(m, link)} for m in conversation.messages.all()
+    ]
     return {**_conversation_out(conversation), "messages": messages}
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from .citations import sources_cited
+from .citelinks import citation_fragment, citation_sign
 from .events import ChatEvent
 from .rendering import render_answer
 from .tools import llm_config
@@ -119,9 +120,25 @@ def _for_visitor(event: ChatEvent) -> ChatEvent:
     return event
 
 
-def api_events(events: Iterator[ChatEvent]) -> Iterator[ChatEvent]:
-    """API clients: linked sources, no HTML."""
-    return _with_links(events, page_link)
+def api_events(events: Iterator[ChatEvent], link: Link) -> Iterator[ChatEvent]:
+    """API clients: linked sources (see api_link), no HTML."""
+    return _with_links(events, link)
+
+
+def api_link(*, base: str, key_id: int | None) -> Link:
+    """Absolute links an API client can open. A key's are signed citation links that work
+    in any browser for API_CITATION_SECONDS (while the key lives and may read the
+    document); a signed-in browser's are the document page itself. `base` is the site's
+    absolute root, e.g. "https://docs.example.com"."""
+    if key_id is None:
+        return lambda source: base + page_link(source)
+    holder = f"key:{key_id}"
+
+    def link(source: dict[str, Any]) -> str:
+        signed = citation_sign(holder=holder, source=source)
+        return base + reverse("cite", args=[signed]) + citation_fragment(source)
+
+    return link
 
 
 def _with_links(events: Iterator[ChatEvent], link: Link) -> Iterator[ChatEvent]:

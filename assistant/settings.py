@@ -423,6 +423,9 @@ REWRITE_FOLLOWUPS = _get("bool", "REWRITE_FOLLOWUPS", True)
 WIDGET_SESSION_SECONDS = _get("int", "WIDGET_SESSION_SECONDS", 3600, minimum=60)
 # How long a citation link from the widget opens its document (seconds).
 WIDGET_CITATION_SECONDS = _get("int", "WIDGET_CITATION_SECONDS", 3600, minimum=60)
+# How long the signed citation links in API answers open their pages (seconds): an API
+# client hands them to its users, so they outlive a widget's. Revoking the key ends them.
+API_CITATION_SECONDS = _get("int", "API_CITATION_SECONDS", 7 * 24 * 3600, minimum=60)
 # New visitor ids one IP address may get per widget per day; past it they share one.
 WIDGET_VISITORS_PER_IP = _get("int", "WIDGET_VISITORS_PER_IP", 20, minimum=1)
 # Off: the address comes from the server (uvicorn --proxy-headers resolves proxies).

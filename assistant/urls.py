@@ -6,6 +6,7 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
+from assistant import citation_views as citations
 from assistant import history_views as history
 from assistant import views as chat
 from assistant import widget_views as widget
@@ -89,6 +90,12 @@ urlpatterns = [
         "widget/api/<str:public_id>/conversations/<str:uid>",
         widget.widget_conversation,
         name="widget-conversation",
+    ),
+    path("cite/<str:signed>/", citations.key_citation, name="cite"),
+    path(
+        "cite/<str:signed>/pages/<int:page>.png",
+        citations.key_citation_page_image,
+        name="cite-page-image",
     ),
     path(
         "widget/<str:public_id>/cite/<str:signed>/", widget.widget_citation, name="widget-citation"

@@ -147,7 +147,10 @@ def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) ->
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
         for name, (width, height) in SIZES.items():
-            context = browser.new_context(viewport={"width": width, "height": height})
+            phone = width < 720  # a phone has a touch screen, so it shows no keyboard hints
+            context = browser.new_context(
+                viewport={"width": width, "height": height}, has_touch=phone, is_mobile=phone
+            )
             page = context.new_page()
 
             def shot(label: str, page=page, name=name) -> None:

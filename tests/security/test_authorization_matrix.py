@@ -255,6 +255,9 @@ ROWS = [
     R("widget conv., other's",        "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "404/404",   via="own_widget", target="other"),
     R("widget citation, other KB",    "GET /widget/{w}/cite/{cite}/",                      "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404",   via="own_widget"),
     R("widget cited page image",      "GET /widget/{w}/cite/{pcite}/pages/1.png",          "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404",   via="own_widget"),
+    # A key's citation link opens for whoever holds it, while the key may read the document.
+    R("API key citation",             "GET /cite/{kcite}/",                                "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404"),
+    R("API key cited page image",     "GET /cite/{kpcite}/pages/1.png",                    "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404"),
     # -- REST API ---------------------------------------------------------------------------------------------------------------------------------
     R("API schema",                   "GET /api/openapi.json",                             "200",       "200",     "200",     "200",       "200",       "200"),
     R("API list KBs",                 "GET /api/kbs",                                      "401",       "200",     "200",     "200",       "200",       "401"),
@@ -461,6 +464,8 @@ class World:
             "w": widget.public_id,
             "t": self.tokens.get(principal, ""),
             "cite": self.citation(widget, self.docs[side]),
+            "kcite": self.key_citation(self.docs[side]),
+            "kpcite": self.key_citation(self.pdfs[side]),
             "n": next(self.counter),
         }
         if row.target == "fresh_kb":
@@ -483,6 +488,14 @@ class World:
         source = {"document_id": document.pk, "pages": [], "chunk_ids": chunks}
         link = citation_link(session=WidgetSession(widget, SITE, "matrix"), source=source)
         return link.split("/cite/", 1)[1].rstrip("/")
+
+    def key_citation(self, document) -> str:
+        """The signed part of a citation link an API answer gives the reader key (KB a)."""
+        from assistant.presenters import api_link
+
+        chunks = list(document.chunks.values_list("pk", flat=True)) or [0]
+        source = {"document_id": document.pk, "pages": [], "chunk_ids": chunks}
+        return api_link(base="", key_id=self.key_r.pk)(source).split("/cite/", 1)[1].rstrip("/")
 
     def forbidden(self, principal: str) -> list[str]:
         """Markers this principal must never receive."""
@@ -587,6 +600,8 @@ def _row_routes() -> set[tuple[str, str]]:
         "w": "w_x",
         "t": "",
         "cite": "x",
+        "kcite": "x",
+        "kpcite": "x",
         "n": 1,
     }
     for row in ROWS:

@@ -95,10 +95,8 @@ class Site:
     conversation: Conversation
     answer: Message
 
-    @property
-    def citation_path(self) -> str:
-        """A widget citation link to the first upload, as an answer would carry it."""
-        from assistant.widgets import WidgetSession, citation_link
+    def _cited_source(self) -> dict:
+        """The first upload as an answer's source, with one chunk to cite."""
         from ingest.models import Chunk
 
         document = next(iter(self.docs.values()))
@@ -107,9 +105,23 @@ class Site:
             ordinal=0,
             defaults={"kb": self.kb, "vector_id": "cite-test", "text": "Cited.", "token_count": 2},
         )
-        chunks = [chunk.pk]
-        source = {"document_id": document.pk, "pages": [], "chunk_ids": chunks}
+        return {"document_id": document.pk, "pages": [], "chunk_ids": [chunk.pk]}
+
+    @property
+    def citation_path(self) -> str:
+        """A widget citation link to the first upload, as an answer would carry it."""
+        from assistant.widgets import WidgetSession, citation_link
+
+        source = self._cited_source()
         return citation_link(session=WidgetSession(self.widget, SITE, "v"), source=source)
+
+    @property
+    def key_citation_path(self) -> str:
+        """An API key's citation link to the first upload, as an API answer would carry it."""
+        from assistant.models import ApiKey
+        from assistant.presenters import api_link
+
+        return api_link(base="", key_id=ApiKey.objects.get().pk)(self._cited_source())
 
     @property
     def pdf_page_path(self) -> str:
@@ -363,6 +375,8 @@ def calls(s: Site) -> list[Call]:
         Call("POST", f"/widget/api/{w}/chat", 200, '{"question": "How do I reset it?"}', json=True, headers=widget, client="anon"),
         Call("GET", f"/widget/api/{w}/conversations/{s.widget_conversation.uid}", 200, headers=widget, client="anon"),
         Call("GET", s.citation_path, 200, client="anon"),
+        Call("GET", s.key_citation_path, 200, client="anon"),
+        Call("GET", s.key_citation_path + "pages/1.png", 404, client="anon"),
         Call("GET", "/api/openapi.json", 200),
         Call("GET", "/api/kbs", 200),
         Call("POST", "/api/kbs", 201, '{"name": "Made by header test"}', json=True),
