@@ -57,6 +57,11 @@ urlpatterns = [
         name="widget-conversation",
     ),
     path(
+        "widget/api/<str:public_id>/messages/<int:pk>/feedback",
+        widget.widget_feedback,
+        name="widget-feedback",
+    ),
+    path(
         "widget/<str:public_id>/cite/<str:signed>/", widget.widget_citation, name="widget-citation"
     ),
     path(
