@@ -239,6 +239,14 @@ class WidgetAdmin(admin.ModelAdmin):
             "above as you type, before you save. Nothing is sent to the model.</p>"
         )
 
+    def get_fieldsets(self, request, obj=None):
+        """No public id before the first save: the one shown would not be the one saved."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None:
+            return fieldsets
+        first = {**fieldsets[0][1], "fields": ["name", "kb", "enabled", "embed_snippet"]}
+        return [(None, first), *fieldsets[1:]]
+
     def get_readonly_fields(self, request, obj=None):
         self._origin = request.build_absolute_uri("/").rstrip("/")
         return super().get_readonly_fields(request, obj)

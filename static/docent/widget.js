@@ -180,13 +180,11 @@
   }
   function rateBar(messageId, rating) {
     var bar = el("div", "rate"), thanks = el("span", "thanks", rating ? "Thanks for the feedback" : "Was this helpful?");
-    bar.setAttribute("role", "group");
-    bar.setAttribute("aria-label", "Rate this answer");
+    bar.setAttribute("role", "group"); bar.setAttribute("aria-label", "Rate this answer");
     THUMBS.forEach(function (t) {
       var b = el("button");
       b.type = "button"; b.dataset.rating = t[0]; b.title = t[1];
-      b.setAttribute("aria-label", t[1]);
-      b.setAttribute("aria-pressed", String(rating === t[0]));
+      b.setAttribute("aria-label", t[1]); b.setAttribute("aria-pressed", String(rating === t[0]));
       b.appendChild(icon(t[2]));
       b.addEventListener("click", function () { rate(bar, thanks, messageId, t[0]); });
       bar.appendChild(b);

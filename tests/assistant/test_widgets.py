@@ -412,6 +412,7 @@ def test_the_admin_colour_is_a_picker_and_must_be_rrggbb(widget, admin_client):
     assert refused.status_code == 200 and "Use a colour like #3056d3." in refused.content.decode()
     new = admin_client.get("/admin/assistant/widget/add/").content.decode()
     assert "(given when you save)" in new and "works after that" in new
+    assert "Public id" not in new  # a default shown before saving is not the id saved
 
 
 def test_the_model_check_normalises_origins_like_the_admin(widget):
