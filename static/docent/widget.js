@@ -33,7 +33,7 @@
     ".m p{margin:0 0 6px}.m p:last-child{margin:0}.m pre{white-space:pre-wrap;background:#e9ecf1;padding:6px;border-radius:6px}" +
     ".m a{color:var(--c)}.m a.cite{font-size:11px;vertical-align:super;text-decoration:none}" +
     ".m .outside-host{font-size:11px;color:#666;margin-left:2px}" +
-    ".src{font-size:12px;color:#667085;margin:0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px}.src .n{color:#98a2b3}.src a{color:#475467;text-decoration:none;border:1px solid #e4e7ec;border-radius:10px;padding:1px 8px;display:inline-block;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
+    ".src{font-size:12px;color:#667085;margin:0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px}.src .n{color:#667085}.src a{color:#475467;text-decoration:none;border:1px solid #e4e7ec;border-radius:10px;padding:1px 8px;display:inline-block;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
     ".srcs{align-self:stretch}.srcs details{font-size:12px;color:#667085;margin-top:4px}.srcs summary{cursor:pointer}.srcs details ul{margin:4px 0 0 16px;padding:0}.srcs details a{color:#667085}" +
     ".peek{border-left:3px solid var(--c);background:#f9fafb;padding:6px 9px;margin-top:6px;font-size:13px;border-radius:4px}.peek p{margin:0 0 4px}.peek strong{font-size:12px}.peek a{font-size:12px}" +
     ".note{font-size:12px;color:#667085;text-align:center}.err{color:#b42318;font-size:13px}" +

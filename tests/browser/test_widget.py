@@ -313,6 +313,11 @@ def test_a_visitor_rates_an_answer_changes_the_vote_and_finds_it_after_a_reload(
         "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
     )
 
+    from tests.browser.test_controls import serious_violations
+
+    # axe-core looks into the shadow root; the bare test host page itself is not ours.
+    found = [v for v in serious_violations(page) if any("data-docent-widget" in n for n in v[2])]
+    assert found == []
     up.click()
     page.wait_for_function(
         "() => document.querySelector('[data-docent-widget]').shadowRoot.querySelector('.rate .thanks').textContent.includes('Thanks')"
@@ -381,6 +386,31 @@ def test_the_admin_previews_the_widget_as_you_type_without_asking_anyone(
     box = preview.locator(".panel").bounding_box()  # in the page, not over it, on a phone too
     assert box["x"] >= 0 and box["x"] + box["width"] <= size[0] and box["height"] < size[1]
     assert asked == [] and refused == []
+    assert page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    page.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+def test_a_cited_source_opens_in_the_widgets_colours_without_docents_navigation(
+    live_app, browser, shop, size
+):
+    from assistant.widgets import WidgetSession, citation_link
+    from ingest.models import Chunk
+
+    widget = make_widget(shop, "https://shop.example", title="Shop help", color="#aa3300")
+    chunk = Chunk.objects.get(document__kb=shop)
+    source = {"document_id": chunk.document_id, "pages": [], "chunk_ids": [chunk.pk]}
+    link = citation_link(session=WidgetSession(widget, "https://shop.example", "v"), source=source)
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(live_app.url + link)
+    bar = page.locator(".reader-bar")
+    assert bar.inner_text().startswith("Shop help")
+    assert bar.evaluate("n => getComputedStyle(n).backgroundColor") == "rgb(170, 51, 0)"
+    assert page.locator("nav, .topbar, a[href*='login']").count() == 0
+    assert page.locator("h1.doc-title").inner_text() == "returns.md"
+    assert "within 30 days" in page.locator("mark").inner_text()
     assert page.evaluate(
         "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
     )
