@@ -5,9 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from assistant.keys import api_key_create
 from assistant.models import ApiKey, Conversation, Feedback, Message, Usage, Widget
+from assistant.origins import origins_normalise
 
 
 class MessageInline(admin.TabularInline):
@@ -123,16 +126,53 @@ WIDGET_EXPOSES = (
     "What a widget exposes: anyone on the Internet can ask this knowledge base questions "
     "through it, even members-only ones (the allowed sites below bind browsers; other "
     "programs can claim any site), up to the daily quotas. Answers quote the knowledge "
-    "base, and each citation opens, for an hour, only the pages it cites. Nothing else of "
-    "the knowledge base is reachable through the widget."
+    "base, and each citation opens, for an hour, only the pages it cites. Visitors can "
+    "rate the answers in their own conversations (thumbs up or down), which you read "
+    "under Feedback. Nothing else of the knowledge base is reachable through the widget."
 )
+_NOT_SAVED = "(given when you save)"
+
+
+class ColorInput(forms.TextInput):
+    """The browser's colour picker; it always sends #rrggbb, and the model checks it too."""
+
+    input_type = "color"
+
+
+class WidgetForm(forms.ModelForm):
+    class Meta:
+        model = Widget
+        fields = [
+            "name",
+            "kb",
+            "enabled",
+            "allowed_origins",
+            "title",
+            "greeting",
+            "starter_questions",
+            "color",
+            "position",
+            "accept_screenshots",
+            "daily_quota_per_visitor",
+            "daily_quota_per_ip",
+            "max_message_chars",
+        ]
+        widgets = {"color": ColorInput()}
+
+    def clean_allowed_origins(self) -> str:
+        """One origin per line, as browsers send them; an error names each bad line."""
+        return "\n".join(origins_normalise(self.cleaned_data["allowed_origins"]))
+
+    def clean_color(self) -> str:
+        return self.cleaned_data["color"].lower()
 
 
 @admin.register(Widget)
 class WidgetAdmin(admin.ModelAdmin):
+    form = WidgetForm
     list_display = ["name", "public_id", "kb", "enabled", "created_at"]
     list_filter = ["enabled", "kb"]
-    readonly_fields = ["public_id", "embed_snippet", "created_at"]
+    readonly_fields = ["public_id", "embed_snippet", "look_preview", "created_at"]
     fieldsets = [
         (
             None,
@@ -142,7 +182,19 @@ class WidgetAdmin(admin.ModelAdmin):
             },
         ),
         ("Where it may appear", {"fields": ["allowed_origins"]}),
-        ("Look", {"fields": ["title", "greeting", "starter_questions", "color", "position"]}),
+        (
+            "Look",
+            {
+                "fields": [
+                    "title",
+                    "greeting",
+                    "starter_questions",
+                    "color",
+                    "position",
+                    "look_preview",
+                ]
+            },
+        ),
         (
             "Limits",
             {
@@ -158,15 +210,42 @@ class WidgetAdmin(admin.ModelAdmin):
 
     @admin.display(description="Embed snippet")
     def embed_snippet(self, obj) -> str:
-        if not obj.pk:
-            return "Save the widget to get its snippet."
-        from django.utils.html import format_html
-
-        return format_html(
-            '<code>&lt;script src="{}/static/docent/widget.js" data-widget="{}" async&gt;&lt;/script&gt;</code>',
-            self._origin,
-            obj.public_id,
+        """The <script> tag for the site's pages (widget_admin.js keeps the line under it
+        in step with the form); before the first save, its shape with the id to come."""
+        saved = bool(obj.pk)
+        note = (
+            "Paste it into the HTML of each page that should offer help, just before </body>."
+            if saved
+            else "The widget gets its id when you save; the snippet works after that."
         )
+        return format_html(
+            '<div class="docent-snippet" data-saved="{}"><pre><code id="docent-snippet">'
+            '&lt;script src="{}/static/docent/widget.js" data-widget="{}" async&gt;&lt;/script&gt;'
+            '</code></pre><button type="button" class="button" id="docent-snippet-copy" hidden>'
+            'Copy</button><p class="help">{}</p><p class="help" id="docent-snippet-where" '
+            'aria-live="polite"></p></div>',
+            "1" if saved else "0",
+            self._origin,
+            obj.public_id if saved else _NOT_SAVED,
+            note,
+        )
+
+    @admin.display(description="Preview")
+    def look_preview(self, obj) -> str:
+        return mark_safe(  # constant markup; widget.js draws the preview into it
+            '<div id="docent-widget-preview" class="docent-widget-preview" role="group" '
+            'aria-label="Preview of the widget as visitors see it"></div>'
+            '<p class="help">How visitors see it, with a made-up answer: it follows the fields '
+            "above as you type, before you save. Nothing is sent to the model.</p>"
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        """No public id before the first save: the one shown would not be the one saved."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None:
+            return fieldsets
+        first = {**fieldsets[0][1], "fields": ["name", "kb", "enabled", "embed_snippet"]}
+        return [(None, first), *fieldsets[1:]]
 
     def get_readonly_fields(self, request, obj=None):
         self._origin = request.build_absolute_uri("/").rstrip("/")

@@ -14,9 +14,10 @@ def widget_cors_allowed(sender, request, **kwargs) -> bool:
     if not match or not origin:
         return False
     from .models import Widget
+    from .widgets import origin_allowed
 
     widget = Widget.objects.filter(public_id=match["public_id"], enabled=True).first()
-    return widget is not None and origin.rstrip("/") in widget.origins
+    return widget is not None and origin_allowed(widget=widget, origin=origin)
 
 
 class AssistantConfig(AppConfig):

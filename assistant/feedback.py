@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .askers import Asker
 from .models import Feedback, Message
 from .screenshots import ChatInputError
+
+if TYPE_CHECKING:
+    from ingest.models import KnowledgeBase
 
 
 def feedback_record(
@@ -25,3 +30,16 @@ def feedback_record(
         },
     )
     return feedback
+
+
+def feedback_record_own(
+    *, kb: KnowledgeBase, asker: Asker, message_id: int, rating: object, comment: str = ""
+) -> Feedback:
+    """Rate an answer in one of the asker's own conversations in `kb` (the widget: its
+    visitor's); anyone else's answer, or one in another knowledge base, is "No such
+    answer." (404), so its existence does not leak."""
+    mine = asker.conversations(kb=kb)
+    message = Message.objects.filter(pk=message_id, conversation__in=mine).first()
+    if message is None:
+        raise ChatInputError("No such answer.", status=404)
+    return feedback_record(message=message, asker=asker, rating=str(rating), comment=comment)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
 from ingest.models import KnowledgeBase
+
+from .origins import origin_of_request, origins_normalise
 
 
 class Conversation(models.Model):
@@ -142,7 +145,10 @@ class Widget(models.Model):
     enabled = models.BooleanField(default=True)
     allowed_origins = models.TextField(
         blank=True,
-        help_text="One origin per line, e.g. https://www.example.com. Empty: allowed nowhere.",
+        help_text=(
+            "One site per line: scheme, host and port if not the usual one, e.g. "
+            "https://www.example.com or http://127.0.0.1:8099. Empty: allowed nowhere."
+        ),
     )
     title = models.CharField(max_length=100, default="Help")
     greeting = models.CharField(max_length=500, default="Hi! Ask me anything about our product.")
@@ -169,11 +175,20 @@ class Widget(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.public_id})"
 
+    def clean(self) -> None:
+        """The allowed origins, normalised as browsers send them, or an error per bad line."""
+        try:
+            self.allowed_origins = "\n".join(origins_normalise(self.allowed_origins))
+        except ValidationError as exc:
+            raise ValidationError({"allowed_origins": exc.error_list}) from exc
+        self.color = self.color.lower()
+
     @property
     def origins(self) -> list[str]:
-        return [
-            line.strip().rstrip("/") for line in self.allowed_origins.splitlines() if line.strip()
-        ]
+        """The allowed origins, normalised; a line saved before validation that is not an
+        origin matches nothing."""
+        found = (origin_of_request(line) for line in self.allowed_origins.splitlines())
+        return [origin for origin in found if origin]
 
     @property
     def starters(self) -> list[str]:

@@ -82,6 +82,28 @@ def answer_shown(message: Any) -> dict[str, Any]:
     }
 
 
+def widget_transcript(*, conversation: Any, owner_key: str, link: Link) -> list[dict[str, Any]]:
+    """A widget conversation as its visitor sees it again: each answer with its id, status
+    and the visitor's own rating of it (1, -1 or None), so the thumbs show their state."""
+    ratings = dict(
+        conversation.messages.filter(feedback__owner_key=owner_key).values_list(
+            "pk", "feedback__rating"
+        )
+    )
+    messages = []
+    for message in conversation.messages.exclude(status="streaming"):
+        item: dict[str, Any] = {"id": message.pk, "role": message.role, "text": message.content}
+        item["status"] = message.status
+        item["error"] = visitor_error(None) if message.error else ""
+        item["sources"] = linked(message.sources, link)
+        if message.role == "assistant":
+            item["html"] = answer_html(message.content, message.sources, link)
+            item["citations"] = message_citations(message.content, message.sources, link)
+            item["rating"] = ratings.get(message.pk)
+        messages.append(item)
+    return messages
+
+
 def chat_mode(*, kb: Any) -> dict[str, str]:
     """Which model will answer in `kb`, shown before the first question; {} if none."""
     config = llm_config(kb)

@@ -98,6 +98,11 @@ urlpatterns = [
         name="cite-page-image",
     ),
     path(
+        "widget/api/<str:public_id>/messages/<int:pk>/feedback",
+        widget.widget_feedback,
+        name="widget-feedback",
+    ),
+    path(
         "widget/<str:public_id>/cite/<str:signed>/", widget.widget_citation, name="widget-citation"
     ),
     path(

@@ -15,6 +15,7 @@ from ingest.viewer import viewer_image_pages, viewer_pages
 from ingest.views import stored_file
 
 from .askers import Asker
+from .feedback import feedback_record_own
 from .http import (
     chat_input_response,
     decode_images,
@@ -26,11 +27,8 @@ from .http import (
 from .models import Widget
 from .presenters import (
     Link,
-    answer_html,
-    linked,
-    message_citations,
-    visitor_error,
     widget_events,
+    widget_transcript,
 )
 from .quotas import client_ip
 from .services import ChatInputError, answer_stream
@@ -123,43 +121,64 @@ def widget_conversation(request: HttpRequest, public_id: str, uid: str) -> JsonR
         session = _session(request, public_id)
     except WidgetDenied as exc:
         return _denied(exc)
-    mine = Asker.for_widget(session, ip="").conversations(kb=session.widget.kb)
-    conversation = mine.filter(uid=uuid_or_none(uid) or "").first()
-    if conversation is None:
+    asker = Asker.for_widget(session, ip="")
+    conversation = asker.conversations(kb=session.widget.kb).filter(uid=uuid_or_none(uid) or "")
+    found = conversation.first()
+    if found is None:
         return error_response("No such conversation.", 404)
     link = _links(request, session)
-    messages = []
-    for message in conversation.messages.exclude(status="streaming"):
-        item: dict[str, object] = {"role": message.role, "text": message.content}
-        item["error"] = visitor_error(None) if message.error else ""
-        item["sources"] = linked(message.sources, link)
-        if message.role == "assistant":
-            item["html"] = answer_html(message.content, message.sources, link)
-            item["citations"] = message_citations(message.content, message.sources, link)
-        messages.append(item)
-    return JsonResponse({"id": str(conversation.uid), "messages": messages})
+    messages = widget_transcript(conversation=found, owner_key=asker.owner_key, link=link)
+    return JsonResponse({"id": str(found.uid), "messages": messages})
 
 
-def _cited(public_id: str, signed: str) -> tuple[Document, list[Chunk]]:
-    """The document and chunks a signed citation names; WidgetDenied or Http404 if none."""
+@csrf_exempt  # authorised by the session token in a header, never by a cookie
+@require_POST
+def widget_feedback(request: HttpRequest, public_id: str, pk: int) -> JsonResponse:
+    """A visitor's thumbs up (1) or down (-1) on an answer in their own conversation."""
+    try:
+        session = _session(request, public_id)
+        body = json_object(request.body)
+        record = feedback_record_own(
+            kb=session.widget.kb,
+            asker=Asker.for_widget(session, ip=""),
+            message_id=pk,
+            rating=body.get("rating", ""),
+            comment=str(body.get("comment", "")),
+        )
+    except WidgetDenied as exc:
+        return _denied(exc)
+    except ChatInputError as exc:
+        return chat_input_response(exc)
+    return JsonResponse({"message_id": pk, "rating": record.rating})
+
+
+class _Gone(Exception):
+    """The citation is genuine, but its source is no longer in the knowledge base."""
+
+    def __init__(self, widget: Widget) -> None:
+        self.widget = widget
+
+
+def _cited(public_id: str, signed: str) -> tuple[Widget, Document, list[Chunk]]:
+    """The widget, document and chunks a signed citation names; WidgetDenied or _Gone."""
     widget = widget_for(public_id=public_id)
     citation = citation_verify(widget=widget, signed=signed)
     document = Document.objects.filter(pk=citation.document_id, kb=widget.kb).first()
     cited = list(Chunk.objects.filter(document=document, pk__in=citation.chunk_ids))
     if document is None or not cited:
-        raise Http404("This source is no longer in the knowledge base.")
-    return document, cited
+        raise _Gone(widget)
+    return widget, document, cited
 
 
 @require_GET
 def widget_citation(request: HttpRequest, public_id: str, signed: str) -> HttpResponse:
     """One cited source, opened from the widget: only the pages (or passage) it cites."""
     try:
-        document, cited = _cited(public_id, signed)
+        widget, document, cited = _cited(public_id, signed)
     except WidgetDenied as exc:
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain")
-    except Http404:
-        return render(request, "ingest/document_gone.html", {"embedded": True}, status=404)
+    except _Gone as gone:
+        return render(request, "ingest/document_gone.html", _reader(gone.widget), status=404)
     base = reverse("widget-citation", args=[public_id, signed])
     pages = viewer_pages(
         document=document,
@@ -168,8 +187,14 @@ def widget_citation(request: HttpRequest, public_id: str, signed: str) -> HttpRe
         image_url=lambda page: f"{base}pages/{page}.png",
     )
     selected = pages[0].number if pages else 0
-    context = {"document": document, "pages": pages, "selected": selected, "embedded": True}
-    return render(request, "ingest/document.html", context)
+    context = {**_reader(widget), "document": document, "pages": pages}
+    return render(request, "ingest/document.html", {**context, "selected": selected})
+
+
+def _reader(widget: Widget) -> dict:
+    """A citation page for a visitor: the widget's title and colour, none of Docent's
+    navigation (no sign-in link, no way into the rest of the site)."""
+    return {"base_template": "widget/reader.html", "embedded": True, "widget": widget}
 
 
 @require_GET
@@ -178,9 +203,11 @@ def widget_citation_page_image(
 ) -> HttpResponseBase:
     """A page image of a widget citation: only a page its chunks are on, while it is valid."""
     try:
-        document, cited = _cited(public_id, signed)
+        _, document, cited = _cited(public_id, signed)
     except WidgetDenied as exc:
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain")
+    except _Gone as exc:
+        raise Http404("This source is no longer in the knowledge base.") from exc
     if page not in viewer_image_pages(cited=cited):
         raise Http404("This page is not part of the citation.")
     try:

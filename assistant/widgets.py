@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core import signing
 
 from .models import Widget
+from .origins import origin_of_request
 from .quotas import Limit, QuotaExceeded, quota_consume
 
 _TOKEN_SALT = "docent.widget.session"  # noqa: S105 - a namespace, not a secret
@@ -57,7 +58,10 @@ def widget_for(*, public_id: str) -> Widget:
 
 
 def origin_allowed(*, widget: Widget, origin: str | None) -> bool:
-    return origin is not None and origin.rstrip("/") in widget.origins
+    """Whether a request's Origin header is one the widget's owner listed (assistant.origins
+    normalises both sides the same way)."""
+    normal = origin_of_request(origin)
+    return normal is not None and normal in widget.origins
 
 
 def session_start(
@@ -70,6 +74,7 @@ def session_start(
     holds browsers to the allowed sites: any other client can claim any origin, which is
     why quotas count per IP address too and a session reaches only what was cited to it.
     """
+    origin = origin_of_request(origin)
     if origin is None or not origin_allowed(widget=widget, origin=origin):
         raise WidgetDenied("This help widget is not available on this website.", status=403)
     visitor, quota = None, None
@@ -83,7 +88,7 @@ def session_start(
     if not visitor:
         visitor, quota = secrets.token_urlsafe(12), _new_visitor_quota(widget, ip)
     claim = {"w": widget.public_id, "v": visitor, "q": quota or visitor}
-    token = signing.dumps({**claim, "o": origin.rstrip("/")}, salt=_TOKEN_SALT)
+    token = signing.dumps({**claim, "o": origin}, salt=_TOKEN_SALT)
     return token, signing.dumps(claim, salt=_VISITOR_SALT)
 
 
@@ -116,7 +121,7 @@ def session_verify(*, widget: Widget, token: str, origin: str | None) -> WidgetS
         raise WidgetDenied("Invalid chat session.", status=401) from exc
     if data.get("w") != widget.public_id:
         raise WidgetDenied("This session belongs to another widget.", status=403)
-    if not origin or origin.rstrip("/") != data.get("o"):
+    if origin_of_request(origin) != data.get("o"):
         raise WidgetDenied("This session belongs to another website.", status=403)
     if not origin_allowed(widget=widget, origin=data.get("o")):
         raise WidgetDenied("This help widget is not available on this website.", status=403)

@@ -2,12 +2,16 @@
  *   <script src="https://DOCENT/static/docent/widget.js" data-widget="PUBLIC_ID" async></script>
  * Everything lives in a shadow root, so the host page's CSS cannot reach it. The page never
  * holds an API key: the widget gets a short-lived session token bound to this origin.
- * HTML inserted below was rendered and sanitised by the server (nh3); all else is text. */
+ * HTML inserted below was rendered and sanitised by the server (nh3); all else is text.
+ * The admin shows a live preview with data-preview="ELEMENT-ID": the same look, drawn into
+ * that element from the config it is sent (a "docent:preview" event), with no network. */
 (function () {
   "use strict";
   var script = document.currentScript;
-  if (!script || !script.dataset.widget) return;
-  var id = script.dataset.widget;
+  if (!script || !(script.dataset.widget || script.dataset.preview)) return;
+  var preview = script.dataset.preview ? document.getElementById(script.dataset.preview) : null;
+  if (script.dataset.preview && !preview) return;
+  var id = script.dataset.widget || "preview";
   var base = new URL(script.src).origin;
   var api = base + "/widget/api/" + encodeURIComponent(id);
   var store = "docent:" + id + ":";
@@ -15,10 +19,9 @@
 
   var host = document.createElement("div");
   host.setAttribute("data-docent-widget", id);
-  host.style.cssText = "all:initial;position:fixed;z-index:2147483000;bottom:20px;right:20px;";
+  host.style.cssText = preview ? "all:initial;display:block;position:relative;" : "all:initial;position:fixed;z-index:2147483000;bottom:20px;right:20px;";
   var root = host.attachShadow({ mode: "open" });
-  root.innerHTML =
-    "<style>" +
+  var css =
     ":host{all:initial}.wrap{--c:#3056d3}*{box-sizing:border-box;font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:14px;line-height:1.45;color:#1d2330}" +
     ".launcher{width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;color:#fff;font-size:24px;box-shadow:0 4px 14px rgba(0,0,0,.25);background:var(--c)}" +
     ".panel{position:absolute;bottom:70px;right:0;width:min(380px,calc(100vw - 40px));height:min(560px,calc(100vh - 110px));background:#fff;border-radius:14px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}" +
@@ -30,7 +33,7 @@
     ".m p{margin:0 0 6px}.m p:last-child{margin:0}.m pre{white-space:pre-wrap;background:#e9ecf1;padding:6px;border-radius:6px}" +
     ".m a{color:var(--c)}.m a.cite{font-size:11px;vertical-align:super;text-decoration:none}" +
     ".m .outside-host{font-size:11px;color:#666;margin-left:2px}" +
-    ".src{font-size:12px;color:#667085;margin:0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px}.src .n{color:#98a2b3}.src a{color:#475467;text-decoration:none;border:1px solid #e4e7ec;border-radius:10px;padding:1px 8px;display:inline-block;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
+    ".src{font-size:12px;color:#667085;margin:0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:4px}.src .n{color:#667085}.src a{color:#475467;text-decoration:none;border:1px solid #e4e7ec;border-radius:10px;padding:1px 8px;display:inline-block;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
     ".srcs{align-self:stretch}.srcs details{font-size:12px;color:#667085;margin-top:4px}.srcs summary{cursor:pointer}.srcs details ul{margin:4px 0 0 16px;padding:0}.srcs details a{color:#667085}" +
     ".peek{border-left:3px solid var(--c);background:#f9fafb;padding:6px 9px;margin-top:6px;font-size:13px;border-radius:4px}.peek p{margin:0 0 4px}.peek strong{font-size:12px}.peek a{font-size:12px}" +
     ".note{font-size:12px;color:#667085;text-align:center}.err{color:#b42318;font-size:13px}" +
@@ -45,7 +48,12 @@
     // Phones: the panel takes the whole screen, like an app's help sheet.
     "@media (max-width:480px){.panel{position:fixed;top:0;left:0;right:0;bottom:0;width:100vw;height:100vh;height:100dvh;border-radius:0}}" +
     "form button.attach{background:transparent;color:#475467;padding:8px}.tray{display:flex;gap:4px;padding:0 8px}.tray img{height:40px;border-radius:4px;border:1px solid #d0d5dd}" +
-    "</style>" +
+    ".rate{display:flex;flex-wrap:wrap;align-items:center;gap:4px;margin-top:-4px}.rate button{display:inline-flex;background:#fff;border:1px solid #d0d5dd;border-radius:8px;padding:3px 7px;cursor:pointer;color:#475467}" +
+    ".rate button *{color:inherit}.rate svg{width:16px;height:16px}.rate button[aria-pressed=true]{background:var(--c);border-color:var(--c);color:#fff}.rate .thanks{font-size:12px;color:#667085}" +
+    // The admin's preview: the panel and launcher in the page's flow, whatever the screen.
+    ".wrap.preview{display:flex;flex-direction:column;align-items:flex-end;gap:14px}.wrap.preview.left{align-items:flex-start}" +
+    ".preview .panel{position:relative;top:auto;right:auto;bottom:auto;left:auto;width:min(380px,100%);height:480px;border-radius:14px}";
+  var markup =
     '<div class="wrap"><div class="panel" hidden role="dialog" aria-label="Help">' +
     '<header><strong class="title">Help</strong><button class="new" type="button" title="New conversation">New</button>' +
     '<button class="close" type="button" aria-label="Close help" title="Close"><svg viewBox="0 0 24 24" aria-hidden="true">' +
@@ -58,6 +66,16 @@
     '<textarea rows="1" placeholder="Ask a question…" aria-label="Your question"></textarea>' +
     '<button class="send" type="submit">Send</button><button class="stop" type="button" hidden>Stop</button></form></div>' +
     '<button class="launcher" type="button" aria-label="Open help" aria-expanded="false">?</button></div>';
+  // A constructed style sheet, where the browser has them: a host page's (or the admin's)
+  // Content-Security-Policy may refuse an inline <style>, but not these.
+  try {
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet];
+    root.innerHTML = markup;
+  } catch (e) {
+    root.innerHTML = "<style>" + css + "</style>" + markup;
+  }
   var $ = function (s) { return root.querySelector(s); };
   var wrap = $(".wrap"), panel = $(".panel"), log = $(".log"), input = $("textarea"), form = $("form");
   var sendBtn = $(".send"), stopBtn = $(".stop"), tray = $(".tray"), attach = $(".attach");
@@ -147,6 +165,51 @@
     if (citations && (citations.cited.length || citations.more.length)) log.appendChild(sources(citations));
     return m;
   }
+  // Thumbs up / down under a finished answer; a second click changes the vote.
+  var THUMBS = [
+    [1, "Helpful", "M7 10v11H3V10h4zm0 0l4-8a3 3 0 0 1 3 3v4h5.5a2 2 0 0 1 2 2.3l-1.4 8A2 2 0 0 1 18.1 21H7"],
+    [-1, "Not helpful", "M17 14V3h4v11h-4zm0 0l-4 8a3 3 0 0 1-3-3v-4H4.5a2 2 0 0 1-2-2.3l1.4-8A2 2 0 0 1 5.9 3H17"],
+  ];
+  function icon(d) {
+    var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg"), path = document.createElementNS(svg.namespaceURI, "path");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("aria-hidden", "true");
+    path.setAttribute("fill", "none"); path.setAttribute("stroke", "currentColor"); path.setAttribute("stroke-width", "2");
+    path.setAttribute("stroke-linecap", "round"); path.setAttribute("stroke-linejoin", "round"); path.setAttribute("d", d);
+    svg.appendChild(path);
+    return svg;
+  }
+  function rateBar(messageId, rating) {
+    var bar = el("div", "rate"), thanks = el("span", "thanks", rating ? "Thanks for the feedback" : "Was this helpful?");
+    bar.setAttribute("role", "group"); bar.setAttribute("aria-label", "Rate this answer");
+    THUMBS.forEach(function (t) {
+      var b = el("button");
+      b.type = "button"; b.dataset.rating = t[0]; b.title = t[1];
+      b.setAttribute("aria-label", t[1]); b.setAttribute("aria-pressed", String(rating === t[0]));
+      b.appendChild(icon(t[2]));
+      b.addEventListener("click", function () { rate(bar, thanks, messageId, t[0]); });
+      bar.appendChild(b);
+    });
+    thanks.setAttribute("aria-live", "polite");
+    bar.appendChild(thanks);
+    return bar;
+  }
+  function rate(bar, thanks, messageId, rating) {
+    var body = JSON.stringify({ rating: rating });
+    function send() {
+      return fetch(api + "/messages/" + encodeURIComponent(messageId) + "/feedback", {
+        method: "POST", headers: { "Content-Type": "application/json", Authorization: "Bearer " + session }, body: body,
+      });
+    }
+    var saved = preview ? Promise.resolve() : ensureSession().then(send).then(function (r) {
+      if (r.status !== 401) return r;
+      session = null;  // expired: one new session, one more try
+      return startSession().then(send);
+    }).then(function (r) { if (!r.ok) throw new Error(); });
+    saved.then(function () {
+      bar.querySelectorAll("button").forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.rating === String(rating))); });
+      thanks.textContent = "Thanks for the feedback";
+    }).catch(function () { thanks.textContent = "Your rating could not be saved. Please try again."; });
+  }
   function greet() {
     log.textContent = "";
     note(config.greeting, "m bot");
@@ -169,7 +232,10 @@
         log.textContent = "";
         b.messages.forEach(function (m) {
           if (m.role === "user") log.appendChild(el("div", "m user", m.text));
-          else answerBubble(m.html, m.sources, m.citations);
+          else {
+            answerBubble(m.html, m.sources, m.citations);
+            if (m.status === "complete") log.appendChild(rateBar(m.id, m.rating));
+          }
         });
         log.scrollTop = log.scrollHeight;
       })
@@ -189,12 +255,12 @@
   }
 
   function ask(question) {
-    if (!config) return;  // refused on this site: nothing to send to
+    if (!config || preview) return;  // refused on this site, or the admin's preview: no one to ask
     question = question.trim();
     if (!question || controller) return;
     if (question.length > config.max_chars) { note("Please keep questions under " + config.max_chars + " characters.", "err"); return; }
     log.appendChild(el("div", "m user", question));
-    var bubble = el("div", "m bot", "…"), raw = "", citations = null;
+    var bubble = el("div", "m bot", "…"), raw = "", citations = null, done = null;
     log.appendChild(bubble);
     input.value = "";
     controller = new AbortController();
@@ -232,6 +298,7 @@
             else if (kind === "delta") raw += d.text;  // shown rendered, from the html events
             else if (kind === "html") setAnswer(bubble, d.html);
             else if (kind === "error") note(d.message, "err");
+            else if (kind === "done") done = d;
             log.scrollTop = log.scrollHeight;
           }
           return pump();
@@ -239,6 +306,7 @@
       }
       return pump().then(function () {
         if (citations && (citations.cited.length || citations.more.length)) log.appendChild(sources(citations));
+        if (done && done.status === "complete") log.appendChild(rateBar(done.message_id, null));
       });
     }).catch(function (e) {
       if (bubble.textContent === "…") bubble.remove();
@@ -283,14 +351,41 @@
   $(".new").addEventListener("click", function () { put("conversation", ""); greet(); });
   launcher.addEventListener("click", function () { openPanel(panel.hidden); });
 
+  function applyConfig() {
+    var left = config.position === "bottom-left";
+    wrap.style.setProperty("--c", /^#[0-9a-fA-F]{6}$/.test(config.color) ? config.color : "#3056d3");
+    $(".title").textContent = config.title;
+    wrap.classList.toggle("left", left);
+    if (left && !preview) { host.style.right = "auto"; host.style.left = "20px"; }
+    attach.hidden = !config.screenshots;
+    input.maxLength = config.max_chars;
+  }
+  // The admin's preview: the greeting, the starters and a made-up answer, as a visitor sees them.
+  function showPreview(e) {
+    config = e.detail;
+    applyConfig();
+    greet();
+    log.appendChild(el("div", "m user", config.starters[0] || "How do I return an item?"));
+    var answer = el("div", "m bot");
+    answer.appendChild(el("p", "", "Answers appear here, written from your knowledge base, with the documents they cite."));
+    log.appendChild(answer);
+    log.appendChild(sources({ cited: [{ numbers: [1], document: "returns-policy.pdf", pages: [2], url: "#", excerpt: "" }], more: [], more_passages: 0 }));
+    log.appendChild(rateBar(0, null));
+  }
+
   function mount() {
+    if (preview) {
+      wrap.classList.add("preview");
+      panel.hidden = false;
+      launcher.setAttribute("aria-expanded", "true");
+      preview.appendChild(host);
+      preview.addEventListener("docent:preview", showPreview);
+      root.addEventListener("click", function (e) { if (e.target.closest && e.target.closest("a")) e.preventDefault(); });
+      return;
+    }
     document.body.appendChild(host);
     startSession().then(function () {
-      wrap.style.setProperty("--c", /^#[0-9a-fA-F]{6}$/.test(config.color) ? config.color : "#3056d3");
-      $(".title").textContent = config.title;
-      if (config.position === "bottom-left") { host.style.right = "auto"; host.style.left = "20px"; wrap.classList.add("left"); }
-      attach.hidden = !config.screenshots;
-      input.maxLength = config.max_chars;
+      applyConfig();
       restore();
     }).catch(function () {
       wrap.style.setProperty("--c", "#667085");

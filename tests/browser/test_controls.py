@@ -104,7 +104,8 @@ def test_the_widget_attach_control_is_an_icon_button_the_keyboard_reaches(
     page.goto(site)
     open_widget(page)
     attach = page.locator("button.attach")
-    assert attach.is_visible() and attach.get_attribute("aria-label") == "Attach a screenshot"
+    attach.wait_for(state="visible")  # shown once the session says screenshots are accepted
+    assert attach.get_attribute("aria-label") == "Attach a screenshot"
     assert attach.locator("svg path").count() == 1 and not EMOJI.search(attach.inner_text())
     attach.focus()
     picker = "document.querySelector('[data-docent-widget]').shadowRoot.querySelector('input[type=file]')"

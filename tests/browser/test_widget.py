@@ -264,3 +264,154 @@ def test_the_widget_is_a_dialog_the_keyboard_can_use_and_full_screen_on_a_phone(
         == "launcher"
     )
     page.close()
+
+
+SIZES = [(1366, 768), (390, 844)]
+
+
+def shadow(page, expression: str):
+    """Evaluate `expression` with `r` bound to the widget's shadow root."""
+    return page.evaluate(
+        f"() => {{ const r = document.querySelector('[data-docent-widget]').shadowRoot; return {expression}; }}"
+    )
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+def test_a_visitor_rates_an_answer_changes_the_vote_and_finds_it_after_a_reload(
+    live_app, browser, host_site, shop, size
+):
+    from assistant.models import Feedback
+
+    site = widget_on_site(live_app, host_site, shop)
+    live_app.llm.script(Reply(text="Returns are accepted within 30 days [1]."))
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(site)
+    open_widget(page)
+    page.locator("textarea").fill("How do returns work?")
+    page.keyboard.press("Enter")
+    bar = page.locator(".rate")
+    bar.wait_for()
+    assert "Was this helpful?" in bar.inner_text()
+    up, down = (
+        bar.get_by_role("button", name="Helpful", exact=True),
+        bar.get_by_role("button", name="Not helpful"),
+    )
+    for button in (up, down):  # the thumbs are drawn, inside the panel, not cut off
+        box = button.locator("svg").bounding_box()
+        assert box and box["width"] >= 14 and box["height"] >= 14
+        assert button.locator("path").get_attribute("d")
+    panel = page.locator(".panel").bounding_box()
+    bar_box = bar.bounding_box()
+    assert (
+        bar_box["x"] >= panel["x"]
+        and bar_box["x"] + bar_box["width"] <= panel["x"] + panel["width"]
+    )
+    assert shadow(
+        page, "r.querySelector('.log').scrollWidth <= r.querySelector('.log').clientWidth"
+    )
+    assert page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+
+    from tests.browser.test_controls import serious_violations
+
+    # axe-core looks into the shadow root; the bare test host page itself is not ours.
+    found = [v for v in serious_violations(page) if any("data-docent-widget" in n for n in v[2])]
+    assert found == []
+    up.click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-docent-widget]').shadowRoot.querySelector('.rate .thanks').textContent.includes('Thanks')"
+    )
+    assert (
+        up.get_attribute("aria-pressed") == "true" and down.get_attribute("aria-pressed") == "false"
+    )
+    assert list(Feedback.objects.values_list("rating", flat=True)) == [1]
+    down.click()  # changing one's mind
+    page.wait_for_function(
+        "() => document.querySelector('[data-docent-widget]').shadowRoot.querySelector('.rate button[aria-label=\"Not helpful\"]').getAttribute('aria-pressed') === 'true'"
+    )
+    assert up.get_attribute("aria-pressed") == "false"
+    assert list(Feedback.objects.values_list("rating", flat=True)) == [-1]
+    assert Feedback.objects.get().owner_key.startswith("widget:")
+
+    page.reload()  # the vote is shown again with the conversation
+    open_widget(page)
+    page.locator(".rate").wait_for()
+    restored = page.locator(".rate").get_by_role("button", name="Not helpful")
+    assert restored.get_attribute("aria-pressed") == "true"
+    assert "Thanks" in page.locator(".rate").inner_text()
+    page.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+def test_the_admin_previews_the_widget_as_you_type_without_asking_anyone(
+    live_app, browser, shop, size
+):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "boss-pass-123")
+    widget = make_widget(shop, "https://shop.example")
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    asked, refused = [], []
+    page.on("request", lambda r: asked.append(r.url) if "/widget/api/" in r.url else None)
+    page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else None)
+    page.goto(f"{live_app.url}/admin/login/?next=/admin/assistant/widget/{widget.pk}/change/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "boss-pass-123")
+    page.click("input[type=submit]")
+    page.locator("#docent-widget-preview").wait_for()
+    preview = page.locator("#docent-widget-preview")
+    preview.locator(".starters button").wait_for()  # drawn by widget.js, styled under the CSP
+    assert preview.locator(".title").inner_text() == "Help"
+    assert preview.locator(".starters button").inner_text() == "How do returns work?"
+    assert preview.locator(".rate svg").count() == 2
+    launcher = preview.locator("button.launcher")
+    assert launcher.evaluate("n => getComputedStyle(n).borderRadius") == "50%"
+    snippet = page.locator("#docent-snippet").inner_text()
+    assert snippet == (
+        f'<script src="{live_app.url}/static/docent/widget.js" data-widget="{widget.public_id}" async></script>'
+    )
+    assert "https://shop.example" in page.locator("#docent-snippet-where").inner_text()
+
+    page.fill("#id_title", "Ask Shop")
+    page.fill("#id_greeting", "Hello from the shop!")
+    page.locator("#id_color").evaluate(
+        "n => { n.value = '#aa3300'; n.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
+    page.fill("#id_allowed_origins", "")
+    assert preview.locator(".title").inner_text() == "Ask Shop"
+    assert "Hello from the shop!" in preview.locator(".log").inner_text()
+    assert launcher.evaluate("n => getComputedStyle(n).backgroundColor") == "rgb(170, 51, 0)"
+    assert "No site is listed" in page.locator("#docent-snippet-where").inner_text()
+    box = preview.locator(".panel").bounding_box()  # in the page, not over it, on a phone too
+    assert box["x"] >= 0 and box["x"] + box["width"] <= size[0] and box["height"] < size[1]
+    assert asked == [] and refused == []
+    assert page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    page.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["desktop", "phone"])
+def test_a_cited_source_opens_in_the_widgets_colours_without_docents_navigation(
+    live_app, browser, shop, size
+):
+    from assistant.widgets import WidgetSession, citation_link
+    from ingest.models import Chunk
+
+    widget = make_widget(shop, "https://shop.example", title="Shop help", color="#aa3300")
+    chunk = Chunk.objects.get(document__kb=shop)
+    source = {"document_id": chunk.document_id, "pages": [], "chunk_ids": [chunk.pk]}
+    link = citation_link(session=WidgetSession(widget, "https://shop.example", "v"), source=source)
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page.goto(live_app.url + link)
+    bar = page.locator(".reader-bar")
+    assert bar.inner_text().startswith("Shop help")
+    assert bar.evaluate("n => getComputedStyle(n).backgroundColor") == "rgb(170, 51, 0)"
+    assert page.locator("nav, .topbar, a[href*='login']").count() == 0
+    assert page.locator("h1.doc-title").inner_text() == "returns.md"
+    assert "within 30 days" in page.locator("mark").inner_text()
+    assert page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    page.close()

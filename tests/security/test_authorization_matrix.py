@@ -253,6 +253,9 @@ ROWS = [
     R("widget conversation",          "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/403"),
     R("widget conv., own widget",     "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/404",   via="own_widget"),
     R("widget conv., other's",        "GET /widget/api/{w}/conversations/{conv}",          "401/401",   "401/401", "401/401", "401/401",   "401/401",   "404/404",   via="own_widget", target="other"),
+    R("widget feedback",              "POST /widget/api/{w}/messages/{msg}/feedback",      "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/403",   body=feedback_json),
+    R("widget feedback, own widget",  "POST /widget/api/{w}/messages/{msg}/feedback",      "401/401",   "401/401", "401/401", "401/401",   "401/401",   "200/404",   body=feedback_json, via="own_widget"),
+    R("widget feedback, other's",     "POST /widget/api/{w}/messages/{msg}/feedback",      "401/401",   "401/401", "401/401", "401/401",   "401/401",   "404/404",   body=feedback_json, via="own_widget", target="other"),
     R("widget citation, other KB",    "GET /widget/{w}/cite/{cite}/",                      "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404",   via="own_widget"),
     R("widget cited page image",      "GET /widget/{w}/cite/{pcite}/pages/1.png",          "200/404",   "200/404", "200/404", "200/404",   "200/404",   "200/404",   via="own_widget"),
     # A key's citation link opens for whoever holds it, while the key may read the document.

@@ -207,6 +207,7 @@ def site(transactional_db, llm_server) -> Site:
     token, _ = session_start(widget=widget, origin=SITE, ip="127.0.0.1")
     owner = session_verify(widget=widget, token=token, origin=SITE).owner_key
     widget_conversation = Conversation.objects.create(kb=kb, owner_key=owner, title="w")
+    Message.objects.create(conversation=widget_conversation, role="assistant", content="so.")
     conversation = Conversation.objects.create(kb=kb, user=admin, title="how?")
     shot = default_storage.save(
         f"conversations/{conversation.uid}/1-1.png", ContentFile(factories.text_image(["x"]))
@@ -335,6 +336,7 @@ def calls(s: Site) -> list[Call]:
     conv = s.conversation.uid
     widget = {"HTTP_ORIGIN": SITE, "HTTP_AUTHORIZATION": f"Bearer {s.token}"}
     w = s.widget.public_id
+    widget_answer = s.widget_conversation.messages.get(role="assistant").pk
     kb = s.kb.slug
     return [
         Call("GET", "/", 200),
@@ -374,6 +376,7 @@ def calls(s: Site) -> list[Call]:
         Call("OPTIONS", f"/widget/api/{w}/chat", 200, headers={"HTTP_ORIGIN": SITE, "HTTP_ACCESS_CONTROL_REQUEST_METHOD": "POST"}),
         Call("POST", f"/widget/api/{w}/chat", 200, '{"question": "How do I reset it?"}', json=True, headers=widget, client="anon"),
         Call("GET", f"/widget/api/{w}/conversations/{s.widget_conversation.uid}", 200, headers=widget, client="anon"),
+        Call("POST", f"/widget/api/{w}/messages/{widget_answer}/feedback", 200, '{"rating": 1}', json=True, headers=widget, client="anon"),
         Call("GET", s.citation_path, 200, client="anon"),
         Call("GET", s.key_citation_path, 200, client="anon"),
         Call("GET", s.key_citation_path + "pages/1.png", 404, client="anon"),
