@@ -3,6 +3,8 @@ document, with no session or key in the URL (see assistant.citelinks)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
@@ -33,19 +35,39 @@ def cited_for_key(*, signed: str) -> tuple[Document, list[Chunk]]:
     return document, cited
 
 
+@dataclass(frozen=True)
+class Reader:
+    """The bar of a citation page opened outside Docent: whose it is, in which colour."""
+
+    title: str
+    color: str = "#3056d3"  # Docent's accent, as a widget's default colour
+
+
 def citation_page(
-    request: HttpRequest, *, document: Document, cited: list[Chunk], base: str
+    request: HttpRequest, *, document: Document, cited: list[Chunk], base: str, reader: Reader
 ) -> HttpResponse:
-    """The cited pages (or passages) only, with page images under `base`."""
+    """The cited pages (or passages) only, with page images under `base`, on a plain
+    reading page with none of Docent's navigation (no sign-in, no way into the site)."""
     pages = viewer_pages(
         document=document,
         cited=cited,
         only_cited=True,
         image_url=lambda page: f"{base}pages/{page}.png",
     )
-    selected = pages[0].number if pages else 0
-    context = {"document": document, "pages": pages, "selected": selected, "embedded": True}
-    return render(request, "ingest/document.html", context)
+    context = {**_reading(reader), "document": document, "pages": pages}
+    return render(request, "ingest/document.html", {**context, "selected": _first(pages)})
+
+
+def citation_gone(request: HttpRequest, *, reader: Reader) -> HttpResponse:
+    return render(request, "ingest/document_gone.html", _reading(reader), status=404)
+
+
+def _reading(reader: Reader) -> dict:
+    return {"base_template": "widget/reader.html", "embedded": True, "reader": reader}
+
+
+def _first(pages: list) -> int:
+    return pages[0].number if pages else 0
 
 
 def citation_page_image(*, document: Document, cited: list[Chunk], page: int) -> HttpResponseBase:
@@ -70,7 +92,8 @@ def key_citation(request: HttpRequest, signed: str) -> HttpResponse:
     except CitationDenied as exc:
         return denied(exc)
     base = reverse("cite", args=[signed])
-    return citation_page(request, document=document, cited=cited, base=base)
+    reader = Reader(title=f"{document.kb.name} · cited source")
+    return citation_page(request, document=document, cited=cited, base=base, reader=reader)
 
 
 @require_GET

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from ingest.models import Chunk, Document
-from ingest.pdfpages import PageUnavailable, pdf_page_image
-from ingest.viewer import viewer_image_pages, viewer_pages
-from ingest.views import stored_file
 
 from .askers import Asker
+from .citation_views import Reader, citation_gone, citation_page, citation_page_image
 from .feedback import feedback_record_own
 from .http import (
     chat_input_response,
@@ -178,23 +175,14 @@ def widget_citation(request: HttpRequest, public_id: str, signed: str) -> HttpRe
     except WidgetDenied as exc:
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain")
     except _Gone as gone:
-        return render(request, "ingest/document_gone.html", _reader(gone.widget), status=404)
+        return citation_gone(request, reader=_reader(gone.widget))
     base = reverse("widget-citation", args=[public_id, signed])
-    pages = viewer_pages(
-        document=document,
-        cited=cited,
-        only_cited=True,
-        image_url=lambda page: f"{base}pages/{page}.png",
-    )
-    selected = pages[0].number if pages else 0
-    context = {**_reader(widget), "document": document, "pages": pages}
-    return render(request, "ingest/document.html", {**context, "selected": selected})
+    return citation_page(request, document=document, cited=cited, base=base, reader=_reader(widget))
 
 
-def _reader(widget: Widget) -> dict:
-    """A citation page for a visitor: the widget's title and colour, none of Docent's
-    navigation (no sign-in link, no way into the rest of the site)."""
-    return {"base_template": "widget/reader.html", "embedded": True, "widget": widget}
+def _reader(widget: Widget) -> Reader:
+    """A visitor's citation page carries the widget's title and colour."""
+    return Reader(title=widget.title, color=widget.color)
 
 
 @require_GET
@@ -208,10 +196,4 @@ def widget_citation_page_image(
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain")
     except _Gone as exc:
         raise Http404("This source is no longer in the knowledge base.") from exc
-    if page not in viewer_image_pages(cited=cited):
-        raise Http404("This page is not part of the citation.")
-    try:
-        name = pdf_page_image(document=document, page=page)
-    except PageUnavailable as exc:
-        raise Http404("No such page") from exc
-    return stored_file(name, "image/png")
+    return citation_page_image(document=document, cited=cited, page=page)

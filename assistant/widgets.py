@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core import signing
 
+from .citelinks import Citation, CitationDenied, citation_fragment, citation_open, citation_sign
 from .models import Widget
 from .origins import origin_of_request
 from .quotas import Limit, QuotaExceeded, quota_consume
 
 _TOKEN_SALT = "docent.widget.session"  # noqa: S105 - a namespace, not a secret
 _VISITOR_SALT = "docent.widget.visitor"
-_CITATION_SALT = "docent.widget.citation"
 
 
 class WidgetDenied(Exception):
@@ -129,37 +129,19 @@ def session_verify(*, widget: Widget, token: str, origin: str | None) -> WidgetS
 
 
 def citation_link(*, session: WidgetSession, source: dict) -> str:
-    """A signed, short-lived path that opens one cited source, and nothing else.
-
-    It names the document and the cited chunks; whoever holds it sees those pages
-    (or, in a document without pages, that passage) for WIDGET_CITATION_SECONDS.
-    """
-    claim = {
-        "w": session.widget.public_id,
-        "d": source["document_id"],
-        "c": list(source.get("chunk_ids") or [])[:50],
-    }
-    signed = signing.dumps(claim, salt=_CITATION_SALT, compress=True)
-    fragment = f"#page-{source['pages'][0]}" if source.get("pages") else ""
-    return f"/widget/{session.widget.public_id}/cite/{signed}/{fragment}"
-
-
-@dataclass(frozen=True)
-class Citation:
-    document_id: int
-    chunk_ids: tuple[int, ...]
+    """A signed, short-lived path that opens one cited source, and nothing else: whoever
+    holds it sees those pages (or, in a document without pages, that passage) for
+    WIDGET_CITATION_SECONDS, while the widget is on."""
+    signed = citation_sign(holder=f"widget:{session.widget.public_id}", source=source)
+    return f"/widget/{session.widget.public_id}/cite/{signed}/{citation_fragment(source)}"
 
 
 def citation_verify(*, widget: Widget, signed: str) -> Citation:
     """What a citation link may open, or WidgetDenied (404 unknown, 410 expired)."""
     try:
-        claim = signing.loads(signed, salt=_CITATION_SALT, max_age=settings.WIDGET_CITATION_SECONDS)
-    except signing.SignatureExpired as exc:
-        raise WidgetDenied(
-            "This link has expired. Open the source again from the chat.", status=410
-        ) from exc
-    except signing.BadSignature as exc:
-        raise WidgetDenied("No such source.", status=404) from exc
-    if claim.get("w") != widget.public_id:
+        citation = citation_open(signed=signed, max_age=settings.WIDGET_CITATION_SECONDS)
+    except CitationDenied as exc:
+        raise WidgetDenied(str(exc), status=exc.status) from exc
+    if citation.holder != f"widget:{widget.public_id}":
         raise WidgetDenied("No such source.", status=404)
-    return Citation(int(claim["d"]), tuple(int(c) for c in claim.get("c", [])))
+    return citation

@@ -55,6 +55,8 @@ def test_a_keys_citation_links_are_absolute_and_open_in_a_plain_browser(key, llm
     text = page.content.decode()
     assert "hold the power button for ten seconds" in text
     assert "Invoices are sent" not in text  # only what was cited
+    assert 'href="/accounts/login/' not in text  # no Docent sign-in chrome
+    assert "Alpha" in text  # whose source it is
 
 
 def test_revoking_the_key_closes_its_links(key, llm_server):
