@@ -187,6 +187,15 @@ def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) ->
             page.click("button[type=submit]")
             page.goto(f"{app.url}/kb/{app.slug}/documents/")
             shot("documents")
+            if phone:  # the staff links sit in the account menu on a phone
+                page.click(".account-menu > summary")
+                shot("menu")
+                page.keyboard.press("Escape")
+            page.goto(f"{app.url}/admin/assistant/widget/")
+            page.locator("#result_list tbody th a").first.click()
+            page.locator("#docent-widget-preview").scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            shot("widget-admin")
             page.goto(f"{app.url}/documents/{document}/")
             shot("viewer")
             if not pdf_link:
