@@ -35,7 +35,7 @@ _INVISIBLE = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0
 def detect_kind(data: bytes, filename: str) -> Detected:
     """Classify a document from its first bytes; raise IngestError if Docent can't read it."""
     if not data:
-        raise IngestError("The file is empty (0 bytes).")
+        raise IngestError("This file is empty.")
     head = data[:SNIFF_BYTES]
     if b"%PDF-" in head[:1024]:
         return Detected("pdf", "application/pdf")

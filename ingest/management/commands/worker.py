@@ -8,7 +8,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError, connection, connections
 
 from ingest.management.database import database_prepare
@@ -24,12 +24,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch", action="store_true", help="Process what is queued, then exit"
         )
+        parser.add_argument(
+            "--queues",
+            default="small,default",
+            help='Lanes to take work from, comma-separated: "small,default" (both, small '
+            'ones first) or "small" (only uploads under INGEST_SMALL_BYTES)',
+        )
 
-    def handle(self, *args, interval: float, batch: bool, **options) -> None:
+    def handle(self, *args, interval: float, batch: bool, queues: str, **options) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
 
         from ingest.services import documents_recover, ingest_tools, worker_identity
 
+        lanes = [name.strip() for name in queues.split(",") if name.strip()]
+        unknown = set(lanes) - set(settings.TASKS["default"]["QUEUES"])
+        if not lanes or unknown:
+            raise CommandError(f"Unknown lanes {sorted(unknown)}; use small and/or default.")
         database_prepare(stdout=self.stdout)
         logging.getLogger("docent").setLevel(settings.LOG_LEVEL)
         owner = worker_identity()
@@ -38,7 +48,10 @@ class Command(BaseCommand):
         recovered = documents_recover(store=tools.store)
         if recovered:
             self.stdout.write(f"Recovered {len(recovered)} interrupted document(s): {recovered}")
-        self.stdout.write(f"Worker {owner} ready (model {tools.embedder.name}).", ending="\n")
+        self.stdout.write(
+            f"Worker {owner} ready (model {tools.embedder.name}, lanes {','.join(lanes)}).",
+            ending="\n",
+        )
         self.stdout.flush()
 
         stop = threading.Event()
@@ -47,7 +60,7 @@ class Command(BaseCommand):
         )
         sweeper.start()
         worker = Worker(
-            queue_names=["default"],
+            queue_names=lanes,
             interval=interval,
             batch=batch,
             backend_name="default",
