@@ -325,38 +325,46 @@ def _fail(
 
 
 class _ProgressWriter:
-    """Writes stage, percent and detail to the Document at most twice a second; each write
-    is also the checkpoint where a cancelled, deleted or taken-over document stops."""
+    """Writes stage, percent and detail to the Document at most twice a second (a new stage
+    at once); each write is also the checkpoint where a cancelled, deleted or taken-over
+    document stops."""
 
     def __init__(self, document_id: int, owner: str, callback: ProgressCallback | None) -> None:
         self.document_id = document_id
         self.owner = owner
         self.callback = callback
         self.last_write = 0.0
-        self.last = ("", -1, "")
+        self.reported = ("", -1)
+        self.pending = ("", -1, "")
+        self.written = ("", -1, "")
 
     def set(self, stage: str, percent: int, detail: str = "") -> None:
         percent = max(0, min(99, percent))
-        if (stage, percent, detail) == self.last:
-            return
-        if self.callback is not None and (stage, percent) != self.last[:2]:
+        if self.callback is not None and (stage, percent) != self.reported:
             self.callback(stage, percent)
-        now = time.monotonic()
-        if stage == self.last[0] and now - self.last_write < 0.5:
-            return
-        self.last, self.last_write = (stage, percent, detail), now
-        self._write(stage=stage, progress=percent, detail=detail)
+        self.reported = (stage, percent)
+        self.pending = (stage, percent, detail)
+        if stage != self.written[0]:
+            self._flush()
+        else:
+            self.check()
 
     def check(self) -> None:
-        """A checkpoint without news: stop here if the document is no longer ours."""
+        """A checkpoint: write what is new (or just renew the lease) if half a second has
+        passed; LeaseLost if the document is no longer ours."""
         if time.monotonic() - self.last_write >= 0.5:
-            self.last_write = time.monotonic()
-            self._write()
+            self._flush()
 
-    def _write(self, **fields) -> None:
+    def _flush(self) -> None:
+        self.last_write = time.monotonic()
+        fields: dict = {}
+        if self.pending != self.written:
+            stage, percent, detail = self.pending
+            fields = {"stage": stage, "progress": percent, "detail": detail}
         extended = document_lease_extend(document_id=self.document_id, owner=self.owner, **fields)
         if not extended:
             raise LeaseLost
+        self.written = self.pending
 
 
 class _Heartbeat(threading.Thread):
