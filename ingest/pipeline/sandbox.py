@@ -55,6 +55,15 @@ def _get_context():
     return _context
 
 
+def sandbox_warm_up() -> None:
+    """Start the fork server now (it imports the parsers, about a second), not on the first
+    document: a worker calls this before it takes work, so a small file is read at once."""
+    from multiprocessing import forkserver
+
+    _get_context()
+    forkserver.ensure_running()
+
+
 def iter_extraction(
     path: Path, *, kind: str, filename: str, limits: Limits
 ) -> Iterator[ExtractionEvent]:

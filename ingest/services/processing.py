@@ -125,7 +125,8 @@ def document_ingest(
         raise
     finally:
         heartbeat.stop()
-        document_let_go(document_id=document.pk, owner=owner)  # if it was cancelled under us
+        with contextlib.suppress(OperationalError):  # an outage: the lease then just expires
+            document_let_go(document_id=document.pk, owner=owner)  # if cancelled under us
     document.refresh_from_db()
     return document
 

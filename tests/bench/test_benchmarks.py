@@ -30,6 +30,7 @@ RUNS = {
     "test_chat_overhead": "chat_overhead.py --requests 5 --tokens 100 --pairs 2 --docs 2",
     "test_query_latency": "query_latency.py --sizes 2000 --queries 5",
     "test_packing_speed": "packing_speed.py --runs 3",
+    "test_small_behind_large": "small_behind_large.py --pages 60 --timeout 300",
 }
 
 
@@ -172,3 +173,15 @@ def test_packing_speed(runs):
     packed = run.line("packed")
     assert number(packed, r"packed ([\d,]+) tokens") <= number(packed, r"into a ([\d,]+)-token")
     assert number(run.line("pack_context"), r"p50\s+([\d.]+) ms") > 0
+
+
+def test_small_behind_large(runs):
+    run = runs["test_small_behind_large"]
+    run.ok()
+    row = run.line("two lanes")
+    small, large = (float(x) for x in re.findall(r"[\d.]+", row))
+    assert small > 0 and large > 0
+    assert re.fullmatch(
+        r"PDF progress seen while polling: \d+ distinct, e\.g\. .+", run.line("PDF")
+    )
+    assert re.fullmatch(r"Goal small file ready < 15 s: (met|NOT met)", run.line("Goal"))

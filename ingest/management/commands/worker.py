@@ -34,6 +34,7 @@ class Command(BaseCommand):
     def handle(self, *args, interval: float, batch: bool, queues: str, **options) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
 
+        from ingest.pipeline.sandbox import sandbox_warm_up
         from ingest.services import documents_recover, ingest_tools, worker_identity
 
         lanes = [name.strip() for name in queues.split(",") if name.strip()]
@@ -45,6 +46,7 @@ class Command(BaseCommand):
         owner = worker_identity()
         tools = ingest_tools()  # load the model and reach Chroma before taking work
         tools.embedder.count_tokens(["warm up"])
+        sandbox_warm_up()
         recovered = documents_recover(store=tools.store)
         if recovered:
             self.stdout.write(f"Recovered {len(recovered)} interrupted document(s): {recovered}")
