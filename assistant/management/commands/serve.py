@@ -51,7 +51,8 @@ class Command(BaseCommand):
             ensure_local_server(Path(settings.DATA_DIR))
         web_cmd = [sys.executable, "-m", "uvicorn", "assistant.asgi:application"]
         web_cmd += ["--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"]
-        worker_cmd = [sys.executable, MANAGE, "worker", "--queues", "small,default"]
+        # The worker that takes long documents yields the CPU to the small lane.
+        worker_cmd = [sys.executable, MANAGE, "worker", "--queues", "small,default", "--nice", "10"]
         small_cmd = [sys.executable, MANAGE, "worker", "--queues", "small"]
         commands = [worker_cmd] * max(0, workers) + [small_cmd] * max(0, small_workers)
         stopping = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 
@@ -31,7 +32,17 @@ class Command(BaseCommand):
             'ones first) or "small" (only uploads under INGEST_SMALL_BYTES)',
         )
 
-    def handle(self, *args, interval: float, batch: bool, queues: str, **options) -> None:
+        parser.add_argument(
+            "--nice",
+            type=int,
+            default=0,
+            help="Lower this worker's CPU priority by N (0-19): `serve` gives the worker "
+            "that takes long documents 10, so the small lane gets the CPU first",
+        )
+
+    def handle(
+        self, *args, interval: float, batch: bool, queues: str, nice: int, **options
+    ) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
 
         from ingest.pipeline.sandbox import sandbox_warm_up
@@ -41,6 +52,8 @@ class Command(BaseCommand):
         unknown = set(lanes) - set(settings.TASKS["default"]["QUEUES"])
         if not lanes or unknown:
             raise CommandError(f"Unknown lanes {sorted(unknown)}; use small and/or default.")
+        if nice:
+            os.nice(max(0, min(19, nice)))  # inherited by the extraction sandbox too
         database_prepare(stdout=self.stdout)
         logging.getLogger("docent").setLevel(settings.LOG_LEVEL)
         owner = worker_identity()
