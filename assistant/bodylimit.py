@@ -16,6 +16,8 @@ from typing import Any
 
 from django.conf import settings
 
+from ingest.pipeline.types import human_bytes, size_over_limit
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -33,6 +35,16 @@ def body_limit(path: str) -> int:
     return settings.MAX_REQUEST_BYTES
 
 
+def _refusal(path: str, size: int | None) -> str:
+    """Why a body of `size` bytes (None: unknown, only that it is over) is refused, in words."""
+    upload = bool(_UPLOADS.match(path))
+    what = "This file" if upload else "This request"
+    limit = settings.MAX_UPLOAD_BYTES if upload else settings.MAX_REQUEST_BYTES
+    if size is None:
+        return f"{what} is larger than the limit of {human_bytes(limit)}."
+    return size_over_limit(size, limit, what=what)
+
+
 class BodyLimit:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,7 +56,8 @@ class BodyLimit:
         limit = body_limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _too_large(send, limit)
+            size = int(declared) if declared.isdigit() else None
+            await _too_large(send, _refusal(scope["path"], size))
             return
         received = 0
         refused = False
@@ -56,17 +69,16 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > limit and not refused:
                     refused = True
-                    await _too_large(send, limit)
+                    await _too_large(send, _refusal(scope["path"], None))
                     return {"type": "http.disconnect"}  # Django stops reading, sends nothing
             return message
 
         await self.app(scope, bounded, send)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {"error": f"The request is larger than the limit of {limit:,} bytes."}
-    ).encode()
+async def _too_large(send: Send, message: str) -> None:
+    # "detail" as every API error has it; "error" as the chat page and widget read it.
+    body = json.dumps({"detail": message, "error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -107,9 +107,7 @@ def screenshot_prepare(*, data: bytes) -> Screenshot:
 
     _size_check(len(data))
     try:
-        pil = open_image(
-            data, max_pixels=settings.MAX_CHAT_IMAGE_PIXELS, setting="MAX_CHAT_IMAGE_PIXELS"
-        )
+        pil = open_image(data, max_pixels=settings.MAX_CHAT_IMAGE_PIXELS)
     except ImageTooLarge as exc:
         raise ChatInputError(str(exc)) from exc
     except (OSError, ValueError, PILImage.DecompressionBombError) as exc:

@@ -215,7 +215,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Two ingest lanes: "small" (files under INGEST_SMALL_BYTES, taken first) and "default".
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["small", "default"]}}
 
 # --- HTTPS and cookies (turn these on behind TLS; `manage.py check --deploy` checks them) ---
 SECURE_SSL_REDIRECT = _get("bool", "SECURE_SSL_REDIRECT", False)
@@ -346,6 +347,8 @@ INGEST_TIMEOUT_SECONDS = _get("float", "INGEST_TIMEOUT_SECONDS", 900.0, minimum=
 INGEST_MEMORY_LIMIT_MB = _get("int", "INGEST_MEMORY_LIMIT_MB", 6144, minimum=256)
 INGEST_MAX_ATTEMPTS = _get("int", "INGEST_MAX_ATTEMPTS", 3, minimum=1)
 WORKER_LEASE_SECONDS = _get("float", "WORKER_LEASE_SECONDS", 60.0, minimum=1)
+# Uploads smaller than this (bytes) go to the "small" lane, which a worker of its own serves.
+INGEST_SMALL_BYTES = _get("int", "INGEST_SMALL_BYTES", 256 * 1024, minimum=0)
 OCR_ENABLED = _get("bool", "OCR_ENABLED", True)
 OCR_MIN_TEXT_HEIGHT_PX = _get("int", "OCR_MIN_TEXT_HEIGHT_PX", 32, minimum=1)
 CHUNK_MAX_TOKENS = _get("int", "CHUNK_MAX_TOKENS", 200, minimum=16)

@@ -25,6 +25,7 @@ def plan(quick: bool, data_dir: Path) -> list[list[str]]:
     seconds = "20" if quick else "60"
     return [
         ["ingest_throughput.py"],
+        ["small_behind_large.py", *([] if quick else ["--compare"])],  # the ingest lanes
         ["query_latency.py", "--sizes", sizes, "--data-dir", str(data_dir / "query-latency")],
         ["packing_speed.py"],
         ["chat_overhead.py"],

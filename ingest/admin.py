@@ -78,9 +78,17 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-index selected documents")
     def reindex(self, request, queryset) -> None:
-        for document in queryset.exclude(status__in=["queued", "processing"]):
+        chosen = list(queryset)
+        retryable = [document for document in chosen if document.retryable]
+        for document in retryable:
             document_reindex(document=document)
-        messages.success(request, "Queued for re-indexing.")
+        messages.success(request, f"Queued {len(retryable)} of {len(chosen)} for re-indexing.")
+        if len(retryable) < len(chosen):
+            messages.warning(
+                request,
+                "The others are waiting or being indexed already, or re-indexing them "
+                "can't succeed (see each one's error).",
+            )
 
     def delete_model(self, request, obj) -> None:
         document_delete(document=obj, store=get_store())

@@ -10,6 +10,7 @@ from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
 from ingest.access import kb_manageable, kb_readable, kbs_readable
+from ingest.estimates import QueueSnapshot, queue_snapshot
 from ingest.models import Document, KnowledgeBase
 from ingest.pipeline.types import IngestError
 from ingest.selectors import documents_page
@@ -25,6 +26,7 @@ from ingest.services import (
     kb_update,
 )
 from ingest.services.bulk import MAX_BULK_IDS
+from ingest.services.lifecycle import document_cancel
 from ingest.store import get_store
 
 router = Router(tags=["documents"])
@@ -68,7 +70,11 @@ class DocumentOut(Schema):
     status: str
     stage: str
     progress: int
+    progress_detail: str  # how far, in words: "page 12 of 117", "embedding 340 of 1,200 passages"
     error: str
+    retryable: bool  # whether re-indexing can succeed now (Document.retryable)
+    queue_position: int | None  # 1-based among queued documents; None unless queued
+    eta_seconds: int | None  # estimated seconds until ready; None if not measurable
     chunk_count: int
     created_at: datetime
     updated_at: datetime
@@ -80,8 +86,27 @@ class DocumentOut(Schema):
         return obj.kb.slug
 
     @staticmethod
+    def resolve_queue_position(obj: Document, context) -> int | None:
+        return _queue(context).queue_position(obj)
+
+    @staticmethod
+    def resolve_eta_seconds(obj: Document, context) -> int | None:
+        return _queue(context).eta_seconds(obj)
+
+    @staticmethod
     def resolve_url(obj: Document) -> str:
         return f"/documents/{obj.pk}/"
+
+
+def _queue(context) -> QueueSnapshot:
+    """One queue snapshot per request, shared by every document in the response."""
+    request = (context or {}).get("request")
+    snapshot = getattr(request, "_docent_queue", None)
+    if snapshot is None:
+        snapshot = queue_snapshot()
+        if request is not None:
+            request._docent_queue = snapshot
+    return snapshot
 
 
 class UploadOut(Schema):
@@ -278,9 +303,7 @@ def document_remove(request, pk: int):
 @router.post("/documents/{pk}/reindex", response={202: DocumentOut}, summary="Re-index / retry")
 def document_retry(request, pk: int):
     document = document_for(request, pk, manage=True)
-    if document.status in {"queued", "processing"}:
-        raise HttpError(409, "The document is already queued or being processed.")
-    try:
+    try:  # refused (409, in words) unless document.retryable
         return Status(202, document_reindex(document=document))
     except IngestError as exc:
         raise HttpError(409, str(exc)) from exc
@@ -289,3 +312,12 @@ def document_retry(request, pk: int):
 @router.get("/documents/{pk}/chunks", response=list[ChunkOut], summary="A document's chunks")
 def document_chunks(request, pk: int):
     return list(document_for(request, pk, manage=True).chunks.order_by("ordinal"))
+
+
+@router.post("/documents/{pk}/cancel", response=DocumentOut, summary="Cancel indexing")
+def document_cancel_endpoint(request, pk: int):
+    document = document_for(request, pk, manage=True)
+    if not document_cancel(document_id=document.pk):
+        raise HttpError(409, "Only a document that is waiting or being indexed can be cancelled.")
+    document.refresh_from_db()
+    return document

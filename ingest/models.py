@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.text import slugify
 
 
@@ -157,6 +158,16 @@ class DocumentStage(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class DocumentFailure(models.TextChoices):
+    """Why a document failed, which decides whether trying again can help."""
+
+    NONE = "", "No failure"
+    REJECTED = "rejected", "Refused on upload (size, type, empty); nothing was kept"
+    UNREADABLE = "unreadable", "The file itself can't be indexed (damaged, locked, no text)"
+    INTERRUPTED = "interrupted", "Stopped by a crash, a time or memory limit, or an outage"
+    CANCELLED = "cancelled", "Cancelled by a person"
+
+
 def document_upload_to(instance: Document, filename: str) -> str:
     # The stored name never uses the uploader's filename, so no traversal or odd
     # Unicode reaches the filesystem; the display name lives in `filename`.
@@ -179,7 +190,13 @@ class Document(models.Model):
         max_length=16, choices=DocumentStage.choices, default=DocumentStage.QUEUED
     )
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent, 0-100")
+    progress_detail = models.CharField(
+        max_length=100, blank=True, help_text='How far, for people: "page 12 of 117"'
+    )
     error = models.TextField(blank=True)
+    failure = models.CharField(
+        max_length=16, choices=DocumentFailure.choices, blank=True, default=DocumentFailure.NONE
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     generation = models.PositiveIntegerField(
         default=0, help_text="Index generation whose chunks are live; 0 means none yet"
@@ -205,7 +222,13 @@ class Document(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["kb", "sha256"], name="document_unique_bytes_per_kb"),
+            # Only stored files count: an upload refused on arrival (empty, too large, an
+            # unsupported type) never makes a later upload of the same bytes a duplicate.
+            models.UniqueConstraint(
+                fields=["kb", "sha256"],
+                condition=~models.Q(file=""),
+                name="document_unique_stored_bytes_per_kb",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "lease_expires_at"]),
@@ -217,6 +240,24 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+    @property
+    def retryable(self) -> bool:
+        """Whether re-indexing can succeed now: the one rule every surface uses.
+
+        True for a ready document (re-index) and for a failure that was not the file's
+        fault (a crash, a time or memory limit, an outage, a cancel). False while queued or
+        processing, for an upload that was refused (nothing kept) or a file that can't be
+        indexed as it is, and while a cancelled document's worker is still letting go.
+        """
+        if self.status in (DocumentStatus.QUEUED, DocumentStatus.PROCESSING) or not self.file:
+            return False
+        if self.failure in (DocumentFailure.REJECTED, DocumentFailure.UNREADABLE):
+            return False
+        stopping = self.lease_owner and (
+            self.lease_expires_at is None or self.lease_expires_at > timezone.now()
+        )
+        return not stopping
 
 
 class Asset(models.Model):

@@ -17,7 +17,8 @@ from ingest.access import kb_manageable, kb_readable, kbs_readable
 from ingest.forms import KnowledgeBaseForm
 from ingest.models import Asset, Document, DocumentKind, DocumentStatus, KnowledgeBase
 from ingest.pdfpages import PageUnavailable, pdf_page_image
-from ingest.pipeline.detect import ACCEPTED_EXTENSIONS, human_bytes
+from ingest.pipeline.detect import ACCEPTED_EXTENSIONS
+from ingest.pipeline.types import human_bytes
 from ingest.services import kb_create, kb_delete, kb_update
 from ingest.store import get_store
 from ingest.viewer import (

@@ -58,22 +58,10 @@ ACCEPTED_EXTENSIONS = (
 _INVISIBLE = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)}
 
 
-def human_bytes(size: int) -> str:
-    """A size in bytes as people read it: "0.8 KB", "1.2 MB", "110 MB" (1 KB = 1024 bytes)."""
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            break
-        value /= 1024
-    if unit == "bytes":
-        return f"{size} bytes"
-    return f"{value:.1f} {unit}".replace(".0 ", " ") if value < 10 else f"{value:.0f} {unit}"
-
-
 def detect_kind(data: bytes, filename: str) -> Detected:
     """Classify a document from its first bytes; raise IngestError if Docent can't read it."""
     if not data:
-        raise IngestError("The file is empty (0 bytes).")
+        raise IngestError("This file is empty.")
     head = data[:SNIFF_BYTES]
     if b"%PDF-" in head[:1024]:
         return Detected("pdf", "application/pdf")

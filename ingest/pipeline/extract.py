@@ -54,17 +54,63 @@ def extract(
         )
     result = handler(data, kind=kind, limits=limits, on_progress=on_progress)
     _check_size(sum(len(p.text) for p in result.pages), limits)
-    if on_page is not None:
-        for page in result.pages:
-            on_page(page, result.images if page is result.pages[0] else ())
+    if on_page is not None and kind == "image":
+        on_page(result.pages[0], result.images)
+    elif on_page is not None:
+        _send_in_parts(result, on_page, on_progress)
     return result
+
+
+_PART_CHARS = 64_000  # an unpaged text is handed on in parts of about this many characters
+
+
+def _send_in_parts(result: Extraction, on_page: PageFn, on_progress: ProgressFn) -> None:
+    """Hand on an unpaged document's text in parts cut between paragraphs, reporting the
+    bytes (of UTF-8 text) done before each, so a long text file shows real progress and is
+    chunked and embedded while the rest is still on its way."""
+    parts = [
+        (page, part, index == 0 and page is result.pages[0])
+        for page in result.pages
+        for index, part in enumerate(_split_text(page.text) if page.number is None else [None])
+    ]
+    sizes = [len((part if part is not None else page.text).encode()) for page, part, _ in parts]
+    total, done = sum(sizes), 0
+    for (page, part, first), size in zip(parts, sizes, strict=True):
+        on_progress(Progress("extracting", done, total, unit="bytes"))
+        piece = page if part is None else PageText(None, part, page.ocr, page.image_index)
+        on_page(piece, result.images if first else ())
+        done += size
+    on_progress(Progress("extracting", total, total, unit="bytes"))
+
+
+def _split_text(text: str) -> list[str]:
+    """Text cut at blank lines (never inside a fenced code block) into parts of about
+    _PART_CHARS characters; a short text stays whole."""
+    if len(text) <= _PART_CHARS:
+        return [text]
+    parts: list[str] = []
+    current: list[str] = []
+    size, in_fence = 0, False
+    for paragraph in text.split("\n\n"):
+        current.append(paragraph)
+        size += len(paragraph) + 2
+        fences = sum(
+            1 for line in paragraph.split("\n") if line.lstrip().startswith(("```", "~~~"))
+        )
+        in_fence ^= fences % 2 == 1
+        if size >= _PART_CHARS and not in_fence:
+            parts.append("\n\n".join(current))
+            current, size = [], 0
+    if current:
+        parts.append("\n\n".join(current))
+    return parts
 
 
 def _check_size(chars: int, limits: Limits) -> None:
     if chars > limits.max_extracted_chars:
         raise IngestError(
-            f"The document holds {chars:,} characters of text; the limit is "
-            f"{limits.max_extracted_chars:,} (MAX_EXTRACTED_CHARS)."
+            f"This document holds {chars:,} characters of text; the limit is "
+            f"{limits.max_extracted_chars:,}."
         )
 
 
@@ -179,7 +225,7 @@ def _open_pdf(data: bytes, limits: Limits):
 
 
 def _too_many_pages(count: int, limits: Limits) -> str:
-    return f"The PDF has {count:,} pages; the limit is {limits.max_pdf_pages:,} (MAX_PDF_PAGES)."
+    return f"This PDF has {count:,} pages; the limit is {limits.max_pdf_pages:,}."
 
 
 def _declared_page_count(reader, data: bytes) -> int:

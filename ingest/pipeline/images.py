@@ -14,29 +14,33 @@ class ImageTooLarge(ValueError):
     pass
 
 
-def open_image(data: bytes, *, max_pixels: int, setting: str = "MAX_IMAGE_PIXELS") -> Image.Image:
+def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     """Decode the first frame of an image, refusing decompression bombs before decoding.
 
-    max_pixels bounds width x height; the check reads only the header. `setting` names
-    the limit in the message.
+    max_pixels bounds width x height; the check reads only the header.
     """
     try:
         pil = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:  # Pillow's own, cruder limit tripped first
         raise ImageTooLarge(
-            f"The image is over the limit of {max_pixels:,} pixels ({setting}); "
-            f"it may be a decompression bomb. ({exc})"
+            f"This image has more than {_megapixels(max_pixels)} pixels, the limit; "
+            "it may be a decompression bomb."
         ) from exc
     width, height = pil.size
     if width * height > max_pixels:
         raise ImageTooLarge(
-            f"The image is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} ({setting}); it may be a decompression bomb."
+            f"This image is {width:,} x {height:,} pixels ({_megapixels(width * height)}); "
+            f"the limit is {_megapixels(max_pixels)}. It may be a decompression bomb."
         )
     if getattr(pil, "n_frames", 1) > 1:
         pil.seek(0)
     pil.load()
     return ImageOps.exif_transpose(pil) or pil
+
+
+def _megapixels(pixels: int) -> str:
+    millions = pixels / 1_000_000
+    return f"{millions:.1f} million" if millions < 10 else f"{millions:,.0f} million"
 
 
 def flatten(pil: Image.Image) -> Image.Image:

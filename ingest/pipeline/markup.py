@@ -11,7 +11,7 @@ import zipfile
 from collections.abc import Callable
 
 from .detect import decode_text
-from .types import Extraction, IngestError, Limits, PageText, Progress
+from .types import Extraction, IngestError, Limits, PageText, Progress, human_bytes
 
 ProgressFn = Callable[[Progress], None]
 
@@ -90,8 +90,8 @@ def _check_zip_bomb(data: bytes, limits: Limits) -> None:
     total = sum(i.file_size for i in infos)
     if total > limits.max_docx_uncompressed_bytes:
         raise IngestError(
-            f"The Word document expands to {total:,} bytes, over the "
-            f"{limits.max_docx_uncompressed_bytes:,}-byte limit (a possible zip bomb)."
+            f"This Word document expands to {human_bytes(total)}; the limit is "
+            f"{human_bytes(limits.max_docx_uncompressed_bytes)} (it may be a zip bomb)."
         )
     for info in infos:
         if info.file_size > 10_000_000 and info.file_size > 200 * max(info.compress_size, 1):

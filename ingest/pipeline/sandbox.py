@@ -20,7 +20,17 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .types import ExtractionEnd, ImageData, IngestError, Limits, PageText, Progress
+from .types import (
+    ExtractionEnd,
+    ExtractionInterrupted,
+    ImageData,
+    IngestError,
+    Limits,
+    PageText,
+    Progress,
+    human_bytes,
+    human_seconds,
+)
 
 _context = None
 
@@ -43,6 +53,15 @@ def _get_context():
         ctx.set_forkserver_preload(["ingest.pipeline.extract"])
         _context = ctx
     return _context
+
+
+def sandbox_warm_up() -> None:
+    """Start the fork server now (it imports the parsers, about a second), not on the first
+    document: a worker calls this before it takes work, so a small file is read at once."""
+    from multiprocessing import forkserver
+
+    _get_context()
+    forkserver.ensure_running()
 
 
 def iter_extraction(
@@ -71,6 +90,8 @@ def iter_extraction(
             tag, payload = events.get()
             if tag == "error":
                 raise IngestError(payload)
+            if tag == "interrupted":
+                raise ExtractionInterrupted(payload)
             yield payload
             if tag == "done":
                 return
@@ -93,9 +114,10 @@ def _read(
             child.kill()
             events.put(
                 (
-                    "error",
-                    f"Extraction took longer than the {limits.timeout_seconds:g} s limit "
-                    "(INGEST_TIMEOUT_SECONDS); the document may be malformed or very large.",
+                    "interrupted",
+                    f"Reading this document took longer than the "
+                    f"{human_seconds(limits.timeout_seconds)} limit; it may be damaged or "
+                    "very large.",
                 )
             )
             return
@@ -105,20 +127,24 @@ def _read(
             tag, payload = receiver.recv()
         except (EOFError, OSError):
             child.join(5)
-            events.put(("error", _crash_message(child.exitcode, limits)))
+            events.put(("interrupted", _crash_message(child.exitcode, limits)))
             return
         events.put((tag, payload))
-        if tag in {"done", "error"}:
+        if tag in {"done", "error", "interrupted"}:
             return
 
 
 def _crash_message(exitcode: int | None, limits: Limits) -> str:
     if exitcode is not None and exitcode < 0:
         return (
-            f"Extraction was stopped by signal {-exitcode}; it probably exceeded the "
-            f"{limits.memory_limit_mb} MB memory limit (INGEST_MEMORY_LIMIT_MB)."
+            f"Reading this document was stopped (signal {-exitcode}); it probably needed more "
+            f"than the {_memory(limits)} of memory allowed."
         )
-    return f"Extraction crashed (exit code {exitcode}); the document is probably malformed."
+    return f"Reading this document crashed (exit code {exitcode}); it is probably damaged."
+
+
+def _memory(limits: Limits) -> str:
+    return human_bytes(limits.memory_limit_mb * 1024 * 1024)
 
 
 def _child_main(path: str, kind: str, filename: str, limits: Limits, sender: Connection) -> None:
@@ -148,9 +174,9 @@ def _child_main(path: str, kind: str, filename: str, limits: Limits, sender: Con
         message = ("error", str(exc))
     except MemoryError:
         message = (
-            "error",
-            f"Extraction ran out of memory (limit {limits.memory_limit_mb} MB, "
-            "INGEST_MEMORY_LIMIT_MB); the document may be a decompression bomb.",
+            "interrupted",
+            f"Reading this document needed more than the {_memory(limits)} of memory "
+            "allowed; it may be a decompression bomb.",
         )
     except RecursionError:
         message = ("error", "The document's structure is nested too deeply or loops.")
@@ -159,5 +185,10 @@ def _child_main(path: str, kind: str, filename: str, limits: Limits, sender: Con
     try:
         sender.send(message)
     except MemoryError:
-        sender.send(("error", "The extracted content is too large to hand back within limits."))
+        sender.send(
+            (
+                "interrupted",
+                "The text of this document is too large to handle within the memory allowed.",
+            )
+        )
     sender.close()

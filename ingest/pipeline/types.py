@@ -6,7 +6,68 @@ from dataclasses import dataclass, field
 
 
 class IngestError(Exception):
-    """A problem with one document, worded for the person who uploaded it."""
+    """A problem with one document, worded for the person who uploaded it.
+
+    Permanent: processing the same bytes again would fail the same way.
+    """
+
+    permanent = True
+
+
+class ExtractionInterrupted(IngestError):
+    """Reading was cut short (time limit, memory limit, a crash): another try may succeed."""
+
+    permanent = False
+
+
+def _unit(size: int) -> tuple[int, str]:
+    """(bytes per unit, unit name) for showing `size` bytes."""
+    divisor = 1
+    for unit in ("KB", "MB", "GB", "TB"):
+        divisor *= 1024
+        if size < divisor * 1024 or unit == "TB":
+            return divisor, unit
+    raise AssertionError("unreachable")
+
+
+def _in_unit(size: int, divisor: int) -> str:
+    value = size / divisor
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
+
+
+def human_bytes(size: int) -> str:
+    """A size in bytes for people: "980 bytes", "36 KB", "1.2 MB", "110 MB" (1 KB = 1024 bytes)."""
+    if size < 1024:
+        return "1 byte" if size == 1 else f"{size:,} bytes"
+    divisor, unit = _unit(size)
+    return f"{_in_unit(size, divisor)} {unit}"
+
+
+def human_bytes_of(done: int, total: int) -> str:
+    """ "1.2 of 3.0 MB": bytes done out of a total, both in the total's unit."""
+    if total < 1024:
+        return f"{done:,} of {human_bytes(total)}"
+    divisor, unit = _unit(total)
+    value = total / divisor
+    shown = f"{done / divisor:.1f}" if value < 10 else f"{done / divisor:,.0f}"
+    return f"{shown} of {_in_unit(total, divisor)} {unit}"
+
+
+def size_over_limit(size: int, limit: int, *, what: str = "This file") -> str:
+    """ "This file is 110 MB; the limit is 100 MB." (sizes in bytes); "This file is just over
+    the 100 MB limit." when both would read the same."""
+    shown, cap = human_bytes(size), human_bytes(limit)
+    if shown == cap:
+        return f"{what} is just over the {cap} limit."
+    return f"{what} is {shown}; the limit is {cap}."
+
+
+def human_seconds(seconds: float) -> str:
+    """A duration in seconds for people: "1 s", "45 s", "15 minutes"."""
+    if seconds < 120:
+        return f"{seconds:g} s"
+    minutes = seconds / 60
+    return f"{minutes:.0f} minutes" if minutes < 120 else f"{minutes / 60:.1f} hours"
 
 
 @dataclass(frozen=True)
@@ -94,3 +155,4 @@ class Progress:
     stage: str
     done: int
     total: int
+    unit: str = "pages"  # what done and total count: "pages" or "bytes" (of extracted text)

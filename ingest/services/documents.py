@@ -16,9 +16,15 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ingest.models import Document, DocumentStage, DocumentStatus, KnowledgeBase
-from ingest.pipeline.detect import SNIFF_BYTES, detect_kind, human_bytes, sanitize_filename
-from ingest.pipeline.types import IngestError
+from ingest.models import (
+    Document,
+    DocumentFailure,
+    DocumentStage,
+    DocumentStatus,
+    KnowledgeBase,
+)
+from ingest.pipeline.detect import SNIFF_BYTES, detect_kind, sanitize_filename
+from ingest.pipeline.types import IngestError, size_over_limit
 from ingest.store import StoreUnavailable, VectorStore
 
 from .files import asset_prefix, storage_delete_tree
@@ -120,8 +126,11 @@ def document_create(
 
     `uploaded_by`: the signed-in user uploading it, if a person (not a key or the CLI) is.
 
-    The same bytes uploaded twice into one knowledge base give back the first document
-    (re-queued if it had failed). Nothing here parses the file: that is the worker's job.
+    The same bytes uploaded twice into one knowledge base give back the first stored
+    document (re-queued if it failed in a way trying again can fix). An upload refused on
+    arrival keeps no file and is never "the same document" as a later upload; the same
+    name and bytes refused again replace the earlier refusal. Nothing here parses the
+    file: that is the worker's job.
     """
     display = sanitize_filename(filename)
     tmp_dir = Path(settings.DATA_DIR) / "tmp"
@@ -129,9 +138,9 @@ def document_create(
     with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-", delete=True) as spool:
         sha256, size, head = _spool(content, spool, limit=settings.MAX_UPLOAD_BYTES)
         spool.flush()
-        existing = Document.objects.filter(kb=kb, sha256=sha256).first()
+        existing = Document.objects.filter(kb=kb, sha256=sha256).exclude(file="").first()
         if existing is not None:
-            if existing.status == DocumentStatus.FAILED and existing.file:
+            if existing.status == DocumentStatus.FAILED and existing.retryable:
                 document_reindex(document=existing)
                 existing.refresh_from_db()
             return UploadResult(existing, created=False)
@@ -139,14 +148,9 @@ def document_create(
         error = ""
         kind = mime = ""
         if size == 0:
-            error = "The file is empty (0 bytes)."
+            error = "This file is empty."
         elif size > settings.MAX_UPLOAD_BYTES:
-            shown, limit = human_bytes(size), human_bytes(settings.MAX_UPLOAD_BYTES)
-            error = (
-                f"This file is {shown}; the limit is {limit}."
-                if shown != limit
-                else f"This file is just over the {limit} limit."
-            )
+            error = size_over_limit(size, settings.MAX_UPLOAD_BYTES)
         else:
             try:
                 detected = detect_kind(head, display)
@@ -166,12 +170,17 @@ def document_create(
             document.status = DocumentStatus.FAILED
             document.stage = DocumentStage.FAILED
             document.error = error
+            document.failure = DocumentFailure.REJECTED
             document.finished_at = timezone.now()
         else:
             spool.seek(0)
             document.file.save(f"{sha256}", File(spool), save=False)
         try:
             with transaction.atomic():
+                if error:  # the same refusal again replaces the earlier one
+                    Document.objects.filter(
+                        kb=kb, sha256=sha256, filename=display, file=""
+                    ).delete()
                 document.save()
                 if enqueue and not error:
                     document_enqueue(document=document)
@@ -179,7 +188,8 @@ def document_create(
             # A concurrent upload of the same bytes won the race; theirs is the document.
             if document.file and not Document.objects.filter(file=document.file.name).exists():
                 document.file.delete(save=False)
-            return UploadResult(Document.objects.get(kb=kb, sha256=sha256), created=False)
+            theirs = Document.objects.exclude(file="").get(kb=kb, sha256=sha256)
+            return UploadResult(theirs, created=False)
     if error:
         logger.info("Rejected upload %r: %s", display, error)
     return UploadResult(document, created=True)
@@ -206,14 +216,27 @@ def _spool(content: BinaryIO | File, spool, *, limit: int) -> tuple[str, int, by
 
 
 def document_reindex(*, document: Document) -> Document:
-    """Queue a document to be processed again; its current chunks stay live until then."""
-    if not document.file:
-        raise IngestError("This upload was rejected before it was stored; upload it again.")
+    """Queue a document to be processed again; its current chunks stay live until then.
+
+    IngestError (worded for people) when that can't succeed: see Document.retryable.
+    """
+    if not document.retryable:
+        raise IngestError(_not_retryable(document))
     with transaction.atomic():
         document_requeue(document_id=document.pk, fresh=True)
         document_enqueue(document=document)
     document.refresh_from_db()
     return document
+
+
+def _not_retryable(document: Document) -> str:
+    if document.status in (DocumentStatus.QUEUED, DocumentStatus.PROCESSING):
+        return "This document is already waiting or being indexed."
+    if not document.file:
+        return "This upload was refused when it arrived, so there is nothing to re-index."
+    if document.failure == DocumentFailure.UNREADABLE:
+        return "Re-indexing would fail the same way; upload a corrected file instead."
+    return "This document is still stopping; try again in a few seconds."
 
 
 def document_delete(*, document: Document, store: VectorStore) -> None:

@@ -1,9 +1,11 @@
 """A document's life: every change of its status, stage, progress and lease is one of these.
 
     queued --claim--> processing --mark_ready--> ready
-                         |  ^ lease_extend (progress, heartbeat)
-                         |  '-- release (a transient failure: recovery re-queues it later)
-                         '--mark_failed--> failed
+       |                 |  ^ lease_extend (progress), heartbeat (lease only)
+       |                 |  '-- release (a transient failure: recovery re-queues it later)
+       |                 '--mark_failed--> failed
+       '--cancel--> failed <--cancel-- processing (the worker stops at its next checkpoint,
+                                        then let_go drops its lease)
     processing (lease dead) / ready / failed --requeue--> queued
 
 Each transition is a single conditional UPDATE: a worker whose lease was taken over, or
@@ -23,7 +25,10 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ingest.models import Document, DocumentStage, DocumentStatus
+from ingest.models import Document, DocumentFailure, DocumentStage, DocumentStatus
+
+CANCELLED = "Cancelled. Re-index to start again."
+KEPT = " The previously indexed version stays searchable."
 
 
 def worker_identity() -> str:
@@ -74,7 +79,9 @@ def document_claim(*, document_id: int, owner: str) -> Document | None:
             status=DocumentStatus.PROCESSING,
             stage=DocumentStage.EXTRACTING,
             progress=0,
+            progress_detail="",
             error="",
+            failure=DocumentFailure.NONE,
             lease_owner=owner,
             lease_expires_at=_lease_end(),
             attempts=F("attempts") + 1,
@@ -86,16 +93,65 @@ def document_claim(*, document_id: int, owner: str) -> Document | None:
 
 
 def document_lease_extend(
-    *, document_id: int, owner: str, stage: str | None = None, progress: int | None = None
+    *,
+    document_id: int,
+    owner: str,
+    stage: str | None = None,
+    progress: int | None = None,
+    detail: str | None = None,
 ) -> bool:
-    """Keep the lease alive, and say how far processing got (progress in percent)."""
+    """Keep the lease alive, and say how far processing got (progress in percent, detail
+    in words). False once the document is no longer ours to process: taken over, deleted
+    or cancelled; the worker then stops."""
     fields: dict[str, object] = {"lease_expires_at": _lease_end()}
     if stage is not None:
         fields.update(stage=stage, updated_at=timezone.now())
     if progress is not None:
         fields["progress"] = progress
-    updated = Document.objects.filter(pk=document_id, lease_owner=owner).update(**fields)
+    if detail is not None:
+        fields["progress_detail"] = detail[:100]
+    updated = Document.objects.filter(
+        pk=document_id, lease_owner=owner, status=DocumentStatus.PROCESSING
+    ).update(**fields)
     return bool(updated)
+
+
+def document_heartbeat(*, document_id: int, owner: str) -> None:
+    """Keep this worker's lease alive through one long step, also while a cancelled document
+    winds down (so it can't be re-queued until this worker has let go)."""
+    Document.objects.filter(pk=document_id, lease_owner=owner).update(lease_expires_at=_lease_end())
+
+
+def document_cancel(*, document_id: int) -> bool:
+    """Stop a queued or processing document; False if it is neither.
+
+    A queued one is failed at once. A processing one is failed too, but keeps its lease:
+    its worker notices at the next progress checkpoint, discards what it wrote and lets go
+    (document_let_go); until then re-indexing waits, so two runs never overlap.
+    """
+    document = Document.objects.filter(pk=document_id).only("generation").first()
+    if document is None:
+        return False
+    now = timezone.now()
+    updated = Document.objects.filter(
+        pk=document_id, status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING]
+    ).update(
+        status=DocumentStatus.FAILED,
+        stage=DocumentStage.FAILED,
+        progress_detail="",
+        error=CANCELLED + (KEPT if document.generation else ""),
+        failure=DocumentFailure.CANCELLED,
+        finished_at=now,
+        updated_at=now,
+    )
+    return bool(updated)
+
+
+def document_let_go(*, document_id: int, owner: str) -> None:
+    """The worker has stopped processing a document cancelled under it: drop its lease."""
+    Document.objects.filter(pk=document_id, lease_owner=owner, status=DocumentStatus.FAILED).update(
+        lease_owner="", lease_expires_at=None
+    )
 
 
 def document_mark_ready(
@@ -108,13 +164,17 @@ def document_mark_ready(
     details: dict,
 ) -> bool:
     """The new generation is live. Run it in the transaction that swapped the chunks."""
-    finished = Document.objects.filter(pk=document_id, lease_owner=owner)
+    finished = Document.objects.filter(
+        pk=document_id, lease_owner=owner, status=DocumentStatus.PROCESSING
+    )
     return _finish(
         finished,
         status=DocumentStatus.READY,
         stage=DocumentStage.READY,
         progress=100,
+        progress_detail="",
         error="",
+        failure=DocumentFailure.NONE,
         generation=generation,
         chunk_count=chunk_count,
         page_count=page_count,
@@ -122,13 +182,19 @@ def document_mark_ready(
     )
 
 
-def document_mark_failed(*, document_id: int, owner: str, message: str) -> bool:
-    """Processing failed for good, with its reason (for the person who uploaded it)."""
+def document_mark_failed(*, document_id: int, owner: str, message: str, failure: str) -> bool:
+    """Processing failed, with its reason (for the person who uploaded it) and its class
+    (a DocumentFailure: whether trying again can help)."""
     finished = Document.objects.filter(
         pk=document_id, status=DocumentStatus.PROCESSING, lease_owner=owner
     )
     return _finish(
-        finished, status=DocumentStatus.FAILED, stage=DocumentStage.FAILED, error=message
+        finished,
+        status=DocumentStatus.FAILED,
+        stage=DocumentStage.FAILED,
+        progress_detail="",
+        error=message,
+        failure=failure,
     )
 
 
@@ -147,9 +213,9 @@ def document_release(*, document_id: int, owner: str, message: str) -> None:
     The lease is left expired rather than re-queued here, so that recovery waits and
     counts the attempt, and an outage can't spin forever.
     """
-    Document.objects.filter(pk=document_id, lease_owner=owner).update(
-        error=message[:1000], lease_expires_at=timezone.now()
-    )
+    Document.objects.filter(
+        pk=document_id, lease_owner=owner, status=DocumentStatus.PROCESSING
+    ).update(error=message[:1000], lease_expires_at=timezone.now())
 
 
 def document_requeue(
@@ -165,7 +231,9 @@ def document_requeue(
         status=DocumentStatus.QUEUED,
         stage=DocumentStage.QUEUED,
         progress=0,
+        progress_detail="",
         error=message,
+        failure=DocumentFailure.NONE,
         lease_owner="",
         lease_expires_at=None,
         updated_at=timezone.now(),

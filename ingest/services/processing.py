@@ -24,7 +24,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import OperationalError, connection, transaction
 
-from ingest.models import Asset, Chunk, Document, DocumentStage
+from ingest.models import Asset, Chunk, Document, DocumentFailure, DocumentStage, DocumentStatus
 from ingest.pipeline.chunk import Chunker
 from ingest.pipeline.sandbox import ExtractedPage, iter_extraction
 from ingest.pipeline.types import (
@@ -34,14 +34,18 @@ from ingest.pipeline.types import (
     IngestError,
     Limits,
     Progress,
+    human_bytes_of,
 )
 from ingest.store import StoreUnavailable
 
 from .files import asset_prefix, storage_delete_tree
 from .generations import generation_discard, generations_keep_only
 from .lifecycle import (
+    KEPT,
     document_claim,
+    document_heartbeat,
     document_lease_extend,
+    document_let_go,
     document_mark_failed,
     document_mark_ready,
     document_release,
@@ -51,12 +55,13 @@ from .tools import IngestTools
 logger = logging.getLogger("docent.ingest")
 ProgressCallback = Callable[[str, int], None]  # (stage, percent 0-100)
 
-# Share of the progress bar each stage owns, in percent.
-_EXTRACT_END, _CHUNK_END, _EMBED_END = 40, 45, 97
+# Where each stage ends on the progress bar, in percent. Pages are chunked and embedded
+# while later ones are read, so reading owns most of it; the rest is the last batches.
+_READ_END, _EMBED_END = 90, 97
 
 
 class LeaseLost(Exception):
-    """Another worker took the document over, or it was deleted, while we worked."""
+    """Another worker took the document over, or it was deleted or cancelled, while we worked."""
 
 
 def ingest_limits() -> Limits:
@@ -83,7 +88,9 @@ def document_ingest(
     if document is None:
         return None
     if document.attempts > settings.INGEST_MAX_ATTEMPTS:
-        return _fail(document, owner, tools, "Gave up after repeated attempts.")
+        return _fail(
+            document, owner, tools, "Gave up after repeated attempts.", DocumentFailure.INTERRUPTED
+        )
     writer = _ProgressWriter(document.pk, owner, on_progress)
     heartbeat = _Heartbeat(document.pk, owner)
     heartbeat.start()
@@ -94,23 +101,32 @@ def document_ingest(
         _commit(document, owner, generation, end, drafts, vector_ids, assets)
         generations_keep_only(document=document, live=generation, store=tools.store)
     except IngestError as exc:
-        return _fail(document, owner, tools, str(exc))
+        failure = DocumentFailure.UNREADABLE if exc.permanent else DocumentFailure.INTERRUPTED
+        return _fail(document, owner, tools, str(exc), failure)
     except LeaseLost:
-        logger.info("Document %s was deleted or taken over while processing", document_id)
+        logger.info("Document %s was cancelled, deleted or taken over", document_id)
         generation_discard(document=document, generation=generation, store=tools.store)
         return None
     except (StoreUnavailable, OperationalError) as exc:
         logger.warning("Document %s: transient failure, will retry: %s", document_id, exc)
         document_release(
-            document_id=document.pk, owner=owner, message=f"Temporary problem, will retry: {exc}"
+            document_id=document.pk,
+            owner=owner,
+            message="The search index or database was unreachable; Docent will try again shortly.",
         )
         raise
     except Exception as exc:
         logger.exception("Document %s: unexpected failure", document_id)
-        _fail(document, owner, tools, f"Internal error ({type(exc).__name__}: {exc}).")
+        message = (
+            f"Something went wrong inside Docent while indexing this document "
+            f"({type(exc).__name__}). Re-index to try again."
+        )
+        _fail(document, owner, tools, message, DocumentFailure.INTERRUPTED)
         raise
     finally:
         heartbeat.stop()
+        with contextlib.suppress(OperationalError):  # an outage: the lease then just expires
+            document_let_go(document_id=document.pk, owner=owner)  # if cancelled under us
     document.refresh_from_db()
     return document
 
@@ -146,7 +162,7 @@ def _pipeline(
             if isinstance(event, Progress):
                 fraction = event.done / event.total if event.total else 0
                 stage = DocumentStage.OCR if event.stage == "ocr" else DocumentStage.EXTRACTING
-                writer.set(stage, int(_EXTRACT_END * fraction))
+                writer.set(stage, int(_READ_END * fraction), _reading_detail(event))
             elif isinstance(event, ExtractedPage):
                 images.extend(event.images)
                 drafts.extend(chunker.feed(event.page))
@@ -154,18 +170,32 @@ def _pipeline(
                     vector_ids += _embed_batch(
                         document, generation, drafts[len(vector_ids) :][:step], tools
                     )
+                    writer.check()  # a cancel is noticed between batches too
             else:
                 end = event
     if end is None:
         raise IngestError("The extraction ended without a result.")
     if not drafts:
         raise IngestError(_no_text_message(end))
-    writer.set(DocumentStage.EMBEDDING, _CHUNK_END)
-    while len(vector_ids) < len(drafts):
-        vector_ids += _embed_batch(document, generation, drafts[len(vector_ids) :][:step], tools)
-        done = len(vector_ids) / len(drafts)
-        writer.set(DocumentStage.EMBEDDING, _CHUNK_END + int((_EMBED_END - _CHUNK_END) * done))
+    total = len(drafts)
+    while True:
+        done = len(vector_ids)
+        percent = _READ_END + int((_EMBED_END - _READ_END) * done / total)
+        writer.set(DocumentStage.EMBEDDING, percent, f"embedding {done:,} of {total:,} passages")
+        if done == total:
+            break
+        vector_ids += _embed_batch(document, generation, drafts[done:][:step], tools)
+    writer.set(DocumentStage.EMBEDDING, 98, f"saving {total:,} passages")
     return end, images, drafts, vector_ids
+
+
+def _reading_detail(progress: Progress) -> str:
+    """ "page 12 of 117" or "1.2 of 3.0 MB"; nothing for a single image."""
+    if progress.unit == "bytes":
+        return human_bytes_of(progress.done, progress.total)
+    if progress.total > 1:
+        return f"page {min(progress.done + 1, progress.total):,} of {progress.total:,}"
+    return ""
 
 
 @contextlib.contextmanager
@@ -185,7 +215,10 @@ def _no_text_message(end: ExtractionEnd) -> str:
     if end.kind == "image":
         return "No text was found in this image, so it cannot be searched."
     if end.kind == "pdf" and not settings.OCR_ENABLED:
-        return "The PDF has no text layer and OCR is turned off (OCR_ENABLED)."
+        return (
+            "This PDF has no text layer, and reading scanned pages (OCR) is turned off "
+            "on this server."
+        )
     return "No text was found in this document, so it cannot be searched."
 
 
@@ -230,7 +263,10 @@ def _commit(
     """One transaction swaps the chunk rows and makes the new generation live."""
     source = Asset.Source.UPLOAD if end.kind == "image" else Asset.Source.PDF_IMAGE
     with transaction.atomic():
-        if not Document.objects.filter(pk=document.pk, lease_owner=owner).exists():
+        ours = Document.objects.filter(
+            pk=document.pk, lease_owner=owner, status=DocumentStatus.PROCESSING
+        )
+        if not ours.exists():
             raise LeaseLost
         Chunk.objects.filter(document=document).delete()
         Asset.objects.filter(document=document).delete()
@@ -278,40 +314,58 @@ def _commit(
         )
 
 
-def _fail(document: Document, owner: str, tools: IngestTools, message: str) -> Document:
+def _fail(
+    document: Document, owner: str, tools: IngestTools, message: str, failure: str
+) -> Document:
     if document.generation:
-        message += " The previously indexed version stays searchable."
-    document_mark_failed(document_id=document.pk, owner=owner, message=message)
+        message += KEPT
+    document_mark_failed(document_id=document.pk, owner=owner, message=message, failure=failure)
     generation_discard(document=document, generation=document.generation + 1, store=tools.store)
     document.refresh_from_db()
     return document
 
 
 class _ProgressWriter:
-    """Writes stage and percent to the Document at most twice a second."""
+    """Writes stage, percent and detail to the Document at most twice a second (a new stage
+    at once); each write is also the checkpoint where a cancelled, deleted or taken-over
+    document stops."""
 
     def __init__(self, document_id: int, owner: str, callback: ProgressCallback | None) -> None:
         self.document_id = document_id
         self.owner = owner
         self.callback = callback
         self.last_write = 0.0
-        self.last = ("", -1)
+        self.reported = ("", -1)
+        self.pending = ("", -1, "")
+        self.written = ("", -1, "")
 
-    def set(self, stage: str, percent: int) -> None:
+    def set(self, stage: str, percent: int, detail: str = "") -> None:
         percent = max(0, min(99, percent))
-        if (stage, percent) == self.last:
-            return
-        if self.callback is not None:
+        if self.callback is not None and (stage, percent) != self.reported:
             self.callback(stage, percent)
-        now = time.monotonic()
-        if stage == self.last[0] and now - self.last_write < 0.5:
-            return
-        self.last, self.last_write = (stage, percent), now
-        extended = document_lease_extend(
-            document_id=self.document_id, owner=self.owner, stage=stage, progress=percent
-        )
+        self.reported = (stage, percent)
+        self.pending = (stage, percent, detail)
+        if stage != self.written[0]:
+            self._flush()
+        else:
+            self.check()
+
+    def check(self) -> None:
+        """A checkpoint: write what is new (or just renew the lease) if half a second has
+        passed; LeaseLost if the document is no longer ours."""
+        if time.monotonic() - self.last_write >= 0.5:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.last_write = time.monotonic()
+        fields: dict = {}
+        if self.pending != self.written:
+            stage, percent, detail = self.pending
+            fields = {"stage": stage, "progress": percent, "detail": detail}
+        extended = document_lease_extend(document_id=self.document_id, owner=self.owner, **fields)
         if not extended:
             raise LeaseLost
+        self.written = self.pending
 
 
 class _Heartbeat(threading.Thread):
@@ -328,7 +382,7 @@ class _Heartbeat(threading.Thread):
         try:
             while not self.stopped.wait(interval):
                 try:
-                    document_lease_extend(document_id=self.document_id, owner=self.owner)
+                    document_heartbeat(document_id=self.document_id, owner=self.owner)
                 except OperationalError as exc:
                     logger.warning("Lease heartbeat failed: %s", exc)
         finally:

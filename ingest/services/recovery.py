@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ingest.models import Chunk, Document, DocumentStatus, KnowledgeBase
+from ingest.models import Chunk, Document, DocumentFailure, DocumentStatus, KnowledgeBase
 from ingest.store import VectorStore
 
 from .documents import document_reindex
@@ -64,7 +64,12 @@ def _recover_one(document: Document, store: VectorStore) -> bool:
             )
             if document.generation:
                 message += " The previously indexed version stays searchable."
-            acted = document_mark_failed(document_id=document.pk, owner=owner, message=message)
+            acted = document_mark_failed(
+                document_id=document.pk,
+                owner=owner,
+                message=message,
+                failure=DocumentFailure.INTERRUPTED,
+            )
         else:
             message = (
                 f"Processing stopped unexpectedly during {stage}; retrying "
@@ -124,7 +129,8 @@ def kb_reconcile(*, kb: KnowledgeBase, store: VectorStore) -> ReconcileReport:
     for document in Document.objects.filter(pk__in=missing_docs).exclude(
         status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING]
     ):
-        document_reindex(document=document)
+        if document.retryable:  # a file that can't be indexed would only fail again
+            document_reindex(document=document)
     return ReconcileReport(
         kb.pk, len(vector_ids), len(rows), len(stray), len(rows.keys() - vector_ids)
     )

@@ -31,6 +31,7 @@ RUNS = {
     "test_query_latency": "query_latency.py --sizes 2000 --queries 5",
     "test_packing_speed": "packing_speed.py --runs 3",
     "test_documents_page": "documents_page.py --documents 500 --runs 3",
+    "test_small_behind_large": "small_behind_large.py --pages 60 --timeout 300",
 }
 
 
@@ -183,3 +184,15 @@ def test_documents_page(runs):
     )
     assert number(run.line("first page"), r"first page\s+([\d.]+)") > 0
     assert run.line("first page").endswith("500")  # every document was counted
+
+
+def test_small_behind_large(runs):
+    run = runs["test_small_behind_large"]
+    run.ok()
+    row = run.line("two lanes")
+    small, large = (float(x) for x in re.findall(r"[\d.]+", row))
+    assert small > 0 and large > 0
+    assert re.fullmatch(
+        r"PDF progress seen while polling: \d+ distinct, e\.g\. .+", run.line("PDF")
+    )
+    assert re.fullmatch(r"Goal small file ready < 15 s: (met|NOT met)", run.line("Goal"))

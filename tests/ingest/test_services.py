@@ -144,7 +144,8 @@ def test_each_bad_input_fails_alone_with_a_specific_reason(kb, tools, settings, 
     good = upload(kb, "good.md", b"# Good\n\nThis one is fine.").document
     bad = {
         "empty.txt": (b"", "empty"),
-        "huge.txt": (b"x" * 300_001, "This file is just over the 293 KB limit."),
+        "just-over.txt": (b"x" * 300_001, "This file is just over the 293 KB limit."),
+        "huge.txt": (b"x" * 330_000, r"^This file is 322 KB; the limit is 293 KB\.$"),
         "program.pdf": (b"\x7fELF\x02\x01\x01" + bytes(300), "Unsupported file type"),
         "truncated.pdf": (
             factories.text_pdf(["x" * 3000] * 3)[:500],

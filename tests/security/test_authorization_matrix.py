@@ -274,6 +274,7 @@ ROWS = [
     R("API document detail",          "GET /api/documents/{doc}",                          "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401"),
     R("API delete document",          "DELETE /api/documents/{doc}",                       "401/401",   "403/404", "204/204", "403/404",   "204/404",   "401/401",   target="fresh_doc"),
     R("API reindex document",         "POST /api/documents/{doc}/reindex",                 "401/401",   "403/404", "202/202", "403/404",   "202/404",   "401/401",   target="ready_doc"),
+    R("API cancel indexing",          "POST /api/documents/{doc}/cancel",                  "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401",   target="fresh_doc"),
     R("API document chunks",          "GET /api/documents/{doc}/chunks",                   "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401"),
     R("API chat",                     "POST /api/kbs/{kb}/chat",                           "401/401",   "200/404", "200/200", "200/404",   "200/404",   "401/401",   body=chat_json),
     R("API chat, other's conv.",      "POST /api/kbs/{kb}/chat",                           "401/401",   "404/404", "404/404", "404/404",   "404/404",   "401/401",   body=chat_json_conv, target="other"),

@@ -2,6 +2,10 @@
 
 Used by `make run`. Each part is its own process; this one supervises them, restarts
 a worker that dies, and stops everything on Ctrl-C.
+
+Ingest workers come in two lanes: `--workers` take both lanes (small files first), and
+`--small-workers` take only files under INGEST_SMALL_BYTES, so a small upload is indexed
+at once even while a long PDF keeps the other worker busy.
 """
 
 from __future__ import annotations
@@ -43,9 +47,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=settings.DOCENT_HOST)
         parser.add_argument("--port", type=int, default=settings.DOCENT_PORT)
-        parser.add_argument("--workers", type=int, default=1, help="Ingest worker processes")
+        parser.add_argument(
+            "--workers", type=int, default=1, help="Ingest workers taking both lanes"
+        )
+        parser.add_argument(
+            "--small-workers",
+            type=int,
+            default=1,
+            help="Ingest workers taking only small files (under INGEST_SMALL_BYTES)",
+        )
 
-    def handle(self, *args, host: str, port: int, workers: int, **options) -> None:
+    def handle(
+        self, *args, host: str, port: int, workers: int, small_workers: int, **options
+    ) -> None:
         call_command("collectstatic", interactive=False, verbosity=0)
         self._first_run_setup()
         if not settings.CHROMA_URL:
@@ -55,7 +69,10 @@ class Command(BaseCommand):
             ensure_local_server(Path(settings.DATA_DIR))
         web_cmd = [sys.executable, "-m", "uvicorn", "assistant.asgi:application"]
         web_cmd += ["--host", host, "--port", str(port), "--timeout-graceful-shutdown", "5"]
-        worker_cmd = [sys.executable, MANAGE, "worker"]
+        # The worker that takes long documents yields the CPU to the small lane.
+        worker_cmd = [sys.executable, MANAGE, "worker", "--queues", "small,default", "--nice", "10"]
+        small_cmd = [sys.executable, MANAGE, "worker", "--queues", "small"]
+        commands = [worker_cmd] * max(0, workers) + [small_cmd] * max(0, small_workers)
         stopping = False
 
         def stop(signum, frame) -> None:
@@ -65,10 +82,11 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         web = subprocess.Popen(web_cmd)
-        pool = [subprocess.Popen(worker_cmd) for _ in range(workers)]
+        pool = [subprocess.Popen(command) for command in commands]
         restarts: list[float] = []
         self.stdout.write(
-            f"Docent is starting on http://{host}:{port}/ with {workers} ingest worker(s); "
+            f"Docent is starting on http://{host}:{port}/ with {workers} ingest worker(s) "
+            f"and {small_workers} for small files; "
             f"data in {settings.DATA_DIR}. Loading models…"
         )
         self.stdout.flush()
@@ -95,7 +113,7 @@ class Command(BaseCommand):
                     if len(restarts) > 5:
                         raise CommandError("The ingest worker keeps crashing; see the log above.")
                     self.stderr.write(f"Ingest worker exited ({proc.returncode}); restarting.")
-                    pool[i] = subprocess.Popen(worker_cmd)
+                    pool[i] = subprocess.Popen(commands[i])
         finally:
             for proc in [web, *pool]:
                 if proc.poll() is None:

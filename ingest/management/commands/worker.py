@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import OperationalError, connection, connections
 
 from ingest.management.database import database_prepare
@@ -24,21 +25,48 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch", action="store_true", help="Process what is queued, then exit"
         )
+        parser.add_argument(
+            "--queues",
+            default="small,default",
+            help='Lanes to take work from, comma-separated: "small,default" (both, small '
+            'ones first) or "small" (only uploads under INGEST_SMALL_BYTES)',
+        )
 
-    def handle(self, *args, interval: float, batch: bool, **options) -> None:
+        parser.add_argument(
+            "--nice",
+            type=int,
+            default=0,
+            help="Lower this worker's CPU priority by N (0-19): `serve` gives the worker "
+            "that takes long documents 10, so the small lane gets the CPU first",
+        )
+
+    def handle(
+        self, *args, interval: float, batch: bool, queues: str, nice: int, **options
+    ) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
 
+        from ingest.pipeline.sandbox import sandbox_warm_up
         from ingest.services import documents_recover, ingest_tools, worker_identity
 
+        lanes = [name.strip() for name in queues.split(",") if name.strip()]
+        unknown = set(lanes) - set(settings.TASKS["default"]["QUEUES"])
+        if not lanes or unknown:
+            raise CommandError(f"Unknown lanes {sorted(unknown)}; use small and/or default.")
+        if nice:
+            os.nice(max(0, min(19, nice)))  # inherited by the extraction sandbox too
         database_prepare(stdout=self.stdout)
         logging.getLogger("docent").setLevel(settings.LOG_LEVEL)
         owner = worker_identity()
         tools = ingest_tools()  # load the model and reach Chroma before taking work
         tools.embedder.count_tokens(["warm up"])
+        sandbox_warm_up()
         recovered = documents_recover(store=tools.store)
         if recovered:
             self.stdout.write(f"Recovered {len(recovered)} interrupted document(s): {recovered}")
-        self.stdout.write(f"Worker {owner} ready (model {tools.embedder.name}).", ending="\n")
+        self.stdout.write(
+            f"Worker {owner} ready (model {tools.embedder.name}, lanes {','.join(lanes)}).",
+            ending="\n",
+        )
         self.stdout.flush()
 
         stop = threading.Event()
@@ -47,7 +75,7 @@ class Command(BaseCommand):
         )
         sweeper.start()
         worker = Worker(
-            queue_names=["default"],
+            queue_names=lanes,
             interval=interval,
             batch=batch,
             backend_name="default",

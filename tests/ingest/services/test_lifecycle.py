@@ -47,7 +47,9 @@ def test_only_the_lease_holder_moves_a_document(queued):
     assert not document_lease_extend(
         document_id=queued.pk, owner="w2", stage="embedding", progress=50
     )
-    assert not document_mark_failed(document_id=queued.pk, owner="w2", message="no")
+    assert not document_mark_failed(
+        document_id=queued.pk, owner="w2", message="no", failure="interrupted"
+    )
     assert document_lease_extend(document_id=queued.pk, owner="w1", stage="embedding", progress=50)
     details = {"warnings": [], "title": ""}
     assert document_mark_ready(
