@@ -40,7 +40,7 @@ def human_bytes(size: int) -> str:
     if size < 1024:
         return "1 byte" if size == 1 else f"{size:,} bytes"
     divisor, unit = _unit(size)
-    return f"{_in_unit(size, divisor)} {unit}"
+    return f"{_in_unit(size, divisor).removesuffix('.0')} {unit}"  # "3 MB", not "3.0 MB"
 
 
 def human_bytes_of(done: int, total: int) -> str:

@@ -4,6 +4,7 @@ under ASGI without Django's "synchronous iterators" warning (warnings are errors
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.files.base import ContentFile
@@ -73,7 +74,9 @@ def asgi_get(path: str, headers: dict[str, str] | None = None) -> tuple[int, dic
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }
-    asyncio.run(application(scope, receive, send))
+    # A thread of its own: after the browser tests, Playwright's loop lives in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, application(scope, receive, send)).result(timeout=60)
     start = messages[0]
     body = b"".join(m.get("body", b"") for m in messages[1:])
     return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from ingest.models import Document
@@ -122,8 +123,12 @@ def test_the_tray_refuses_rejects_and_names_duplicates(
 ):
     kb = kb_get_or_create(name="Support")
     same = b"# Router\n\nThe same bytes as the guide."
-    existing = Document.objects.create(
-        kb=kb, filename="router guide.md", sha256=hashlib.sha256(same).hexdigest(), status="ready"
+    existing = Document.objects.create(  # a stored file: only those make a duplicate
+        kb=kb,
+        filename="router guide.md",
+        sha256=hashlib.sha256(same).hexdigest(),
+        status="ready",
+        file=ContentFile(same, name="router guide.md"),
     )
     inputs = {
         "copy.md": same,

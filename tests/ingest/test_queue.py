@@ -49,12 +49,12 @@ def test_small_files_are_queued_ahead_of_large_ones_with_estimates(kb, api, sett
     large = queue(kb, "large.md", 400_000)
     first_small = queue(kb, "small-1.md", 20_000)
     second_small = queue(kb, "small-2.md", 20_000)
-    rows = {row["id"]: row for row in api.get(f"/api/kbs/{kb.slug}/documents").json()}
+    rows = {row["id"]: row for row in api.get(f"/api/kbs/{kb.slug}/documents").json()["items"]}
     positions = [rows[d.pk]["queue_position"] for d in (first_small, second_small, large)]
     assert positions == [1, 2, 3]  # the order workers take them: small lane first
     assert all(rows[d.pk]["eta_seconds"] is None for d in (large, first_small))  # unmeasured
     measured(kb, size=100_000, seconds=10)
-    rows = {row["id"]: row for row in api.get(f"/api/kbs/{kb.slug}/documents").json()}
+    rows = {row["id"]: row for row in api.get(f"/api/kbs/{kb.slug}/documents").json()["items"]}
     etas = [rows[d.pk]["eta_seconds"] for d in (first_small, second_small, large)]
     assert etas[0] is not None and 0 < etas[0] < etas[1] < etas[2]
     assert rows[large.pk]["progress_detail"] == "" and rows[large.pk]["retryable"] is False

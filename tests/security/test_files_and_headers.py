@@ -389,6 +389,7 @@ def calls(s: Site) -> list[Call]:
         Call("GET", f"/api/documents/{doc}", 200),
         Call("GET", f"/api/documents/{doc}/chunks", 200),
         Call("POST", f"/api/documents/{s.docs['notes.txt'].pk}/reindex", 409),
+        Call("POST", f"/api/documents/{s.docs['notes.txt'].pk}/cancel", 200),  # still queued
         Call("POST", f"/api/kbs/{kb}/chat", 200, '{"question": "How do I reset it?"}', json=True),
         Call("GET", f"/api/kbs/{kb}/conversations", 200),
         Call("GET", f"/api/conversations/{conv}", 200),
