@@ -29,6 +29,7 @@ class Command(BaseCommand):
         from django_tasks_db.management.commands.db_worker import Worker
 
         from ingest.services import documents_recover, ingest_tools, worker_identity
+        from ingest.services.embedders import kb_embedder_problem, kbs_embedder_mismatched
 
         database_prepare(stdout=self.stdout)
         logging.getLogger("docent").setLevel(settings.LOG_LEVEL)
@@ -38,6 +39,8 @@ class Command(BaseCommand):
         recovered = documents_recover(store=tools.store)
         if recovered:
             self.stdout.write(f"Recovered {len(recovered)} interrupted document(s): {recovered}")
+        for kb in kbs_embedder_mismatched(embedder_name=tools.embedder.name):
+            self.stderr.write(kb_embedder_problem(kb=kb, embedder_name=tools.embedder.name))
         self.stdout.write(f"Worker {owner} ready (model {tools.embedder.name}).", ending="\n")
         self.stdout.flush()
 

@@ -1,0 +1,149 @@
+"""Embedding backends side by side: torch float32 against the local ONNX int8 build.
+
+On the same texts in one run: encode throughput for chunk-sized texts (about 200 word
+pieces, batch 32), single-query latency, cosine agreement with torch's vectors, and
+retrieval quality on a BEIR set through Docent's real ingest and retrieval (R@5, MRR@10,
+hybrid and dense). Timings are medians of repeated, interleaved runs, since other work on
+two shared cores shows up in any single one.
+
+Goal (the rule for EMBEDDING_BACKEND's default): onnx-int8 loses less than 0.005 of R@5
+and of MRR@10 in hybrid retrieval.
+
+    .venv/bin/python bench/embed_backends.py [--beir DIR] [--repeats N] [--queries N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from _setup import SHARED, django_setup, machine
+
+TOLERANCE = 0.005
+
+
+def chunk_texts(corpus: Path, embedder, *, count: int, pieces: int) -> list[str]:
+    """Texts of about `pieces` word pieces cut from the corpus, `count` of them."""
+    words: list[str] = []
+    for line in corpus.read_text().splitlines():
+        if line.strip():
+            words += json.loads(line)["text"].split()
+    texts, start, step = [], 0, max(pieces * 2 // 3, 1)  # about 1.5 pieces per word here
+    while len(texts) < count and start < len(words):
+        end = start + step
+        while end < len(words) and embedder.count_tokens([" ".join(words[start:end])])[0] < pieces:
+            end += 8
+        texts.append(" ".join(words[start:end]))
+        start = end
+    return (texts * (count // max(len(texts), 1) + 1))[:count]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--beir", type=Path, default=SHARED / "eval/python-faq")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per backend")
+    parser.add_argument("--texts", type=int, default=64, help="chunk-sized texts per run")
+    parser.add_argument("--queries", type=int, default=0, help="evaluate on N queries (0: all)")
+    parser.add_argument(
+        "--modes",
+        default="hybrid",
+        help="retrieval modes to evaluate, e.g. hybrid,dense ('': none)",
+    )
+    args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    django_setup()
+    from django.conf import settings
+
+    from assistant.evaluation import BeirSet, beir_load, evaluation_run
+    from assistant.tools import ChatTools
+    from ingest.pipeline.embed import get_embedder
+    from ingest.services import IngestTools
+    from ingest.store import get_store
+    from ministral.tokens import get_counter
+
+    started = time.perf_counter()
+    embedders = {"torch": get_embedder(settings.EMBEDDING_MODEL_PATH, "torch")}
+    loaded = time.perf_counter()
+    embedders["onnx-int8"] = get_embedder(settings.EMBEDDING_MODEL_PATH, "onnx-int8")
+    built = time.perf_counter()
+    torch = embedders["torch"]
+    texts = chunk_texts(args.beir / "corpus.jsonl", torch, count=args.texts, pieces=200)
+    dataset = beir_load(args.beir)
+    if args.queries:
+        keep = list(dataset.qrels)[: args.queries]
+        dataset = BeirSet(dataset.corpus, dataset.queries, {q: dataset.qrels[q] for q in keep})
+    questions = [dataset.queries[q] for q in dataset.qrels][:30]
+
+    print(f"Embedding backends: {torch.name} on torch and on ONNX int8, {args.beir.name}")
+    print(f"Machine: {machine()}")
+    print(
+        f"Load: torch {loaded - started:.1f} s; onnx-int8 build and load {built - loaded:.1f} s "
+        f"(built once per DATA_DIR)"
+    )
+    pieces = statistics.median(torch.count_tokens(texts))
+    print(
+        f"Texts: {len(texts)} of median {pieces:.0f} word pieces, batch 32; {len(questions)} queries"
+    )
+    for embedder in embedders.values():  # first passes at each size are slower
+        embedder.encode(texts[:32])
+        embedder.encode(questions[:5])
+    throughput: dict[str, list[float]] = {name: [] for name in embedders}
+    latency: dict[str, list[float]] = {name: [] for name in embedders}
+    for _ in range(args.repeats):  # rounds, so a busy moment hits both alike
+        for name, embedder in embedders.items():
+            # Untimed first: the other backend's idle threads spin for a while after it
+            # stops, and a server runs only one backend.
+            embedder.encode(texts[:32], batch_size=32)
+            begun = time.perf_counter()
+            embedder.encode(texts, batch_size=32)
+            throughput[name].append(len(texts) / (time.perf_counter() - begun))
+            for question in questions:
+                begun = time.perf_counter()
+                embedder.encode([question])
+                latency[name].append((time.perf_counter() - begun) * 1000)
+    reference = torch.encode(texts)
+    reference_q = torch.encode(questions)
+
+    quality = {}
+    store = get_store()
+    for name, embedder in embedders.items():
+        chat = ChatTools(embedder=embedder, store=store, counter=get_counter(), llm=None)
+        ingest = IngestTools(embedder=embedder, store=store, count_llm_tokens=get_counter().text)
+        for mode in modes:
+            quality[name, mode] = evaluation_run(
+                dataset=dataset, chat_tools=chat, ingest_tools=ingest, mode=mode, budgets=()
+            )
+
+    header = f"{'':34}{'torch':>12}{'onnx-int8':>12}{'ratio':>9}"
+    print(header)
+    t, q = (statistics.median(throughput[n]) for n in embedders)
+    print(f"{'encode, texts/s (median)':34}{t:12.1f}{q:12.1f}{q / t:8.2f}x")
+    t, q = (statistics.median(latency[n]) for n in embedders)
+    print(f"{'query latency, ms (median)':34}{t:12.2f}{q:12.2f}{t / q:8.2f}x")
+    for label, ref, sample in (("chunks", reference, texts), ("queries", reference_q, questions)):
+        cosine = (embedders["onnx-int8"].encode(sample) * ref).sum(axis=1)
+        print(f"cosine to torch, {label}: min {cosine.min():.4f}, mean {np.mean(cosine):.4f}")
+    for mode in modes:
+        a, b = quality["torch", mode], quality["onnx-int8", mode]
+        print(
+            f"{mode + ' R@5 / MRR@10':34}{a.recall_at_5:6.3f}/{a.mrr_at_10:5.3f}"
+            f"{b.recall_at_5:6.3f}/{b.mrr_at_10:5.3f}"
+            f"  ({b.recall_at_5 - a.recall_at_5:+.3f} / {b.mrr_at_10 - a.mrr_at_10:+.3f})"
+        )
+    if "hybrid" not in modes:
+        print("Goal: not measured in this run (hybrid retrieval was not evaluated)")
+        return
+    a, b = quality["torch", "hybrid"], quality["onnx-int8", "hybrid"]
+    held = a.recall_at_5 - b.recall_at_5 < TOLERANCE and a.mrr_at_10 - b.mrr_at_10 < TOLERANCE
+    print(
+        f"Goal: onnx-int8 within {TOLERANCE} of torch on hybrid R@5 and MRR@10 "
+        f"({a.queries} queries): {'met' if held else 'not met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
