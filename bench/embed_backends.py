@@ -9,7 +9,7 @@ two shared cores shows up in any single one.
 Goal (the rule for EMBEDDING_BACKEND's default): onnx-int8 loses less than 0.005 of R@5
 and of MRR@10 in hybrid retrieval.
 
-    .venv/bin/python bench/embed_backends.py [--beir DIR] [--repeats N] [--queries N]
+    .venv/bin/python bench/embed_backends.py [--beir DIR] [--repeats N] [--modes hybrid,dense]
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per backend")
     parser.add_argument("--texts", type=int, default=64, help="chunk-sized texts per run")
     parser.add_argument("--queries", type=int, default=0, help="evaluate on N queries (0: all)")
+    parser.add_argument("--docs", type=int, default=0, help="corpus documents (0: all)")
     parser.add_argument(
         "--modes",
         default="hybrid",
@@ -74,8 +75,14 @@ def main() -> None:
     texts = chunk_texts(args.beir / "corpus.jsonl", torch, count=args.texts, pieces=200)
     dataset = beir_load(args.beir)
     if args.queries:
-        keep = list(dataset.qrels)[: args.queries]
-        dataset = BeirSet(dataset.corpus, dataset.queries, {q: dataset.qrels[q] for q in keep})
+        qrels = {q: dataset.qrels[q] for q in list(dataset.qrels)[: args.queries]}
+        dataset = BeirSet(dataset.corpus, dataset.queries, qrels)
+    if args.docs:  # the relevant documents first, then others up to --docs
+        relevant = {doc for rel in dataset.qrels.values() for doc in rel}
+        ids = sorted(dataset.corpus, key=lambda doc: doc not in relevant)[: args.docs]
+        corpus = {doc: dataset.corpus[doc] for doc in ids}
+        qrels = {q: rel for q, rel in dataset.qrels.items() if rel.keys() <= corpus.keys()}
+        dataset = BeirSet(corpus, dataset.queries, qrels)
     questions = [dataset.queries[q] for q in dataset.qrels][:30]
 
     print(f"Embedding backends: {torch.name} on torch and on ONNX int8, {args.beir.name}")

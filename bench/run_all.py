@@ -25,6 +25,7 @@ def plan(quick: bool, data_dir: Path) -> list[list[str]]:
     seconds = "20" if quick else "60"
     return [
         ["ingest_throughput.py"],
+        ["embed_backends.py", *(["--repeats", "3"] if quick else ["--modes", "hybrid,dense"])],
         ["query_latency.py", "--sizes", sizes, "--data-dir", str(data_dir / "query-latency")],
         ["packing_speed.py"],
         ["chat_overhead.py"],

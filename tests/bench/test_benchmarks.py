@@ -30,6 +30,7 @@ RUNS = {
     "test_chat_overhead": "chat_overhead.py --requests 5 --tokens 100 --pairs 2 --docs 2",
     "test_query_latency": "query_latency.py --sizes 2000 --queries 5",
     "test_packing_speed": "packing_speed.py --runs 3",
+    "test_embed_backends": "embed_backends.py --repeats 1 --texts 8 --queries 4 --docs 12",
 }
 
 
@@ -172,3 +173,13 @@ def test_packing_speed(runs):
     packed = run.line("packed")
     assert number(packed, r"packed ([\d,]+) tokens") <= number(packed, r"into a ([\d,]+)-token")
     assert number(run.line("pack_context"), r"p50\s+([\d.]+) ms") > 0
+
+
+def test_embed_backends(runs):
+    run = runs["test_embed_backends"]
+    run.ok()
+    assert number(run.line("encode, texts/s"), r"([\d.]+)x$") > 0
+    assert number(run.line("query latency, ms"), r"([\d.]+)x$") > 0
+    assert number(run.line("cosine to torch, chunks"), r"min ([\d.]+)") > 0.98
+    assert number(run.line("hybrid R@5 / MRR@10"), r"^hybrid R@5 / MRR@10\s+([\d.]+)/") > 0
+    assert re.fullmatch(r"Goal: onnx-int8 within 0.005 .*: (met|not met)", run.line("Goal"))
