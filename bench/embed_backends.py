@@ -3,8 +3,8 @@
 On the same texts in one run: encode throughput for chunk-sized texts (about 200 word
 pieces, batch 32), single-query latency, cosine agreement with torch's vectors, and
 retrieval quality on a BEIR set through Docent's real ingest and retrieval (R@5, MRR@10,
-hybrid and dense). Timings are medians of repeated, interleaved runs, since other work on
-two shared cores shows up in any single one.
+hybrid and dense). Timings are medians of repeated runs, each backend in a process of its
+own (as a server runs one); other work on two shared cores shows up in any single run.
 
 Goal (the rule for EMBEDDING_BACKEND's default): onnx-int8 loses less than 0.005 of R@5
 and of MRR@10 in hybrid retrieval.
@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +45,40 @@ def chunk_texts(corpus: Path, embedder, *, count: int, pieces: int) -> list[str]
     return (texts * (count // max(len(texts), 1) + 1))[:count]
 
 
+def _measure_in_child(backend: str, args) -> dict[str, float]:
+    command = [sys.executable, __file__, "--measure", backend, "--beir", str(args.beir)]
+    command += ["--repeats", str(args.repeats), "--texts", str(args.texts)]
+    command += ["--data-dir", os.environ["DATA_DIR"]]  # the int8 build made by the parent
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure(backend: str, args) -> None:
+    """Print one JSON line: median texts/s (batch 32) and median ms per single query."""
+    django_setup(args.data_dir)
+    from django.conf import settings
+
+    from ingest.pipeline.embed import get_embedder
+
+    embedder = get_embedder(settings.EMBEDDING_MODEL_PATH, backend)
+    texts = chunk_texts(args.beir / "corpus.jsonl", embedder, count=args.texts, pieces=200)
+    lines = (args.beir / "queries.jsonl").read_text().splitlines()
+    questions = [json.loads(line)["text"] for line in lines if line.strip()][:30]
+    embedder.encode(texts[:32])  # first passes at each size are slower
+    embedder.encode(questions[:5])
+    throughput, latency = [], []
+    for _ in range(args.repeats):
+        begun = time.perf_counter()
+        embedder.encode(texts, batch_size=32)
+        throughput.append(len(texts) / (time.perf_counter() - begun))
+        for question in questions:
+            begun = time.perf_counter()
+            embedder.encode([question])
+            latency.append((time.perf_counter() - begun) * 1000)
+    medians = {"throughput": statistics.median(throughput), "latency": statistics.median(latency)}
+    print(json.dumps(medians))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--beir", type=Path, default=SHARED / "eval/python-faq")
@@ -54,7 +91,11 @@ def main() -> None:
         default="hybrid",
         help="retrieval modes to evaluate, e.g. hybrid,dense ('': none)",
     )
+    parser.add_argument("--measure", choices=["torch", "onnx-int8"], help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        return measure(args.measure, args)
     modes = [m for m in args.modes.split(",") if m]
     django_setup()
     from django.conf import settings
@@ -95,23 +136,9 @@ def main() -> None:
     print(
         f"Texts: {len(texts)} of median {pieces:.0f} word pieces, batch 32; {len(questions)} queries"
     )
-    for embedder in embedders.values():  # first passes at each size are slower
-        embedder.encode(texts[:32])
-        embedder.encode(questions[:5])
-    throughput: dict[str, list[float]] = {name: [] for name in embedders}
-    latency: dict[str, list[float]] = {name: [] for name in embedders}
-    for _ in range(args.repeats):  # rounds, so a busy moment hits both alike
-        for name, embedder in embedders.items():
-            # Untimed first: the other backend's idle threads spin for a while after it
-            # stops, and a server runs only one backend.
-            embedder.encode(texts[:32], batch_size=32)
-            begun = time.perf_counter()
-            embedder.encode(texts, batch_size=32)
-            throughput[name].append(len(texts) / (time.perf_counter() - begun))
-            for question in questions:
-                begun = time.perf_counter()
-                embedder.encode([question])
-                latency[name].append((time.perf_counter() - begun) * 1000)
+    # Each backend is timed in a process of its own, as a server runs only one: in one
+    # process, onnxruntime's threads and torch's slow each other down after a switch.
+    speed = {name: _measure_in_child(name, args) for name in embedders}
     reference = torch.encode(texts)
     reference_q = torch.encode(questions)
 
@@ -127,9 +154,9 @@ def main() -> None:
 
     header = f"{'':34}{'torch':>12}{'onnx-int8':>12}{'ratio':>9}"
     print(header)
-    t, q = (statistics.median(throughput[n]) for n in embedders)
+    t, q = (speed[n]["throughput"] for n in embedders)
     print(f"{'encode, texts/s (median)':34}{t:12.1f}{q:12.1f}{q / t:8.2f}x")
-    t, q = (statistics.median(latency[n]) for n in embedders)
+    t, q = (speed[n]["latency"] for n in embedders)
     print(f"{'query latency, ms (median)':34}{t:12.2f}{q:12.2f}{t / q:8.2f}x")
     for label, ref, sample in (("chunks", reference, texts), ("queries", reference_q, questions)):
         cosine = (embedders["onnx-int8"].encode(sample) * ref).sum(axis=1)
