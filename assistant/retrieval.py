@@ -10,17 +10,20 @@ semantic match. `manage.py evaluate` reports each mode side by side.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ingest.models import Chunk, KnowledgeBase
 from ingest.pipeline.chunk import merge_chunk_texts
 from ingest.pipeline.embed import Embedder
 from ingest.selectors import chunks_by_ids, chunks_by_vector_ids, chunks_search_lexical
+from ingest.services.embedders import kb_embedder_problem
 from ingest.store import VectorStore
 
 Mode = Literal["dense", "lexical", "hybrid"]
+logger = logging.getLogger("docent.chat")
 
 
 @dataclass(frozen=True)
@@ -80,13 +83,20 @@ def retrieve(
     dense: list[tuple[Chunk, float]] = []
     lexical: list[tuple[Chunk, float]] = []
     loaded: dict[int, Chunk] = {}
-    if config.mode in ("dense", "hybrid"):
+    mode = config.mode
+    if mode != "lexical" and kb.embedder and kb.embedder != embedder.name:
+        # Its vectors came from another embedder: comparing them with this query's vector
+        # would rank at random, so only the words are searched until it is re-indexed.
+        _warn_once(kb_embedder_problem(kb=kb, embedder_name=embedder.name))
+        mode = "lexical"
+        config = replace(config, mode=mode)
+    if mode in ("dense", "hybrid"):
         vector = embedder.encode([query])[0]
         hits = store.query(collection=kb.collection_name, vector=vector, limit=config.candidates)
         rows = chunks_by_vector_ids(kb=kb, vector_ids=[h.vector_id for h in hits])
         dense = [(rows[h.vector_id], 1.0 - h.distance) for h in hits if h.vector_id in rows]
         loaded = {chunk.pk: chunk for chunk, _ in dense}
-    if config.mode in ("lexical", "hybrid"):
+    if mode in ("lexical", "hybrid"):
         found = chunks_search_lexical(
             kb=kb, query=query, limit=config.candidates, max_postings=config.max_postings
         )
@@ -94,6 +104,15 @@ def retrieve(
         loaded |= chunks_by_ids(ids=[h.chunk_id for h in found if h.chunk_id not in loaded])
         lexical = [(loaded[h.chunk_id], h.score) for h in found if h.chunk_id in loaded]
     return fuse(dense, lexical, config=config)[:limit]
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning("%s", message)
 
 
 def fuse(

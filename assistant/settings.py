@@ -337,6 +337,13 @@ CHROMA_URL = _get("str", "CHROMA_URL", "")
 # shared server sits behind a proxy that checks this (deploy/README.md shows nginx).
 CHROMA_TOKEN = _get("str", "CHROMA_TOKEN", "")
 EMBEDDING_MODEL_PATH = _get("str", "EMBEDDING_MODEL_PATH", "")
+# onnx-int8: the model quantized here (built on first use under DATA_DIR/models, or by
+# `manage.py embedder_build`); python-faq hybrid R@5 0.959 and MRR@10 0.849 against torch's
+# 0.959 / 0.850 (bench/embed_backends.py). torch: the model as shipped, float32. Changing
+# it means re-indexing (`manage.py kb_reindex --mismatched`).
+# torch stays the default although int8 met the quality bar: switching re-indexes every
+# existing knowledge base, and until it is done its questions get word search only.
+EMBEDDING_BACKEND = _get("str", "EMBEDDING_BACKEND", "torch", choices=("torch", "onnx-int8"))
 EMBED_BATCH_SIZE = _get("int", "EMBED_BATCH_SIZE", 32, minimum=1)
 MAX_UPLOAD_BYTES = _get("int", "MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

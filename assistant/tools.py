@@ -110,7 +110,7 @@ def chat_tools(kb: KnowledgeBase | None = None) -> ChatTools:
 
     config = llm_config(kb)
     return ChatTools(
-        embedder=get_embedder(settings.EMBEDDING_MODEL_PATH),
+        embedder=get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND),
         store=get_store(),
         counter=get_counter(),
         llm=llm_client(config) if config is not None else None,
@@ -159,7 +159,7 @@ def chat_tools_warm() -> dict[str, float]:
 
     def embedder() -> None:
         # Several lengths: the first pass at each new input size is slower than the rest.
-        model = get_embedder(settings.EMBEDDING_MODEL_PATH)
+        model = get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND)
         for words in (2, 12, 40):
             model.encode([" ".join(["warm"] * words)])
 

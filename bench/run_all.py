@@ -26,6 +26,7 @@ def plan(quick: bool, data_dir: Path) -> list[list[str]]:
     return [
         ["ingest_throughput.py"],
         ["small_behind_large.py", *([] if quick else ["--compare"])],  # the ingest lanes
+        ["embed_backends.py", *(["--repeats", "3"] if quick else ["--modes", "hybrid,dense"])],
         ["query_latency.py", "--sizes", sizes, "--data-dir", str(data_dir / "query-latency")],
         ["packing_speed.py"],
         ["chat_overhead.py"],

@@ -12,6 +12,7 @@ from ingest.services import (
     kb_delete,
     kb_update,
 )
+from ingest.services.embedders import kb_embedder_problem, server_embedder_name
 from ingest.store import get_store
 
 
@@ -19,7 +20,7 @@ from ingest.store import get_store
 class KnowledgeBaseAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "visibility", "model", "created_at"]
     search_fields = ["name"]
-    readonly_fields = ["uid", "created_at", "updated_at"]
+    readonly_fields = ["uid", "embedder", "index_status", "created_at", "updated_at"]
     filter_horizontal = ["members"]
     fieldsets = [
         (None, {"fields": ["name", "description", "visibility", "members"]}),
@@ -33,8 +34,13 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Record", {"fields": ["uid", "created_at", "updated_at"]}),
+        ("Record", {"fields": ["uid", "embedder", "index_status", "created_at", "updated_at"]}),
     ]
+
+    @admin.display(description="Index")
+    def index_status(self, obj: KnowledgeBase) -> str:
+        problem = kb_embedder_problem(kb=obj, embedder_name=server_embedder_name())
+        return problem or "Indexed with the server's embedder."
 
     def save_model(self, request, obj, form, change) -> None:
         fields = {name: form.cleaned_data.get(name) for name in KnowledgeBase.SETTINGS}

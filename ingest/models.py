@@ -83,6 +83,9 @@ class KnowledgeBase(models.Model):
         max_length=2000,
         help_text="Questions offered on an empty chat, one per line (at most 4 are shown)",
     )
+    # The embedder (model and backend) that made this knowledge base's vectors; blank until
+    # its first document is indexed. Another embedder's vectors are never mixed in.
+    embedder = models.CharField(max_length=200, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -205,7 +205,7 @@ def shared() -> Path:
 def embedder():
     from ingest.pipeline.embed import get_embedder
 
-    return get_embedder(settings.EMBEDDING_MODEL_PATH)
+    return get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND)
 
 
 @pytest.fixture(scope="session")

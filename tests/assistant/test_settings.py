@@ -34,6 +34,7 @@ def test_env_example_lists_every_setting():
         ("LLM_BASE_URL", "localhost:8080", "LLM_BASE_URL must start with http"),
         ("DATABASE_URL", "nonsense://x", "DATABASE_URL is not a valid database URL"),
         ("CHUNK_OVERLAP_TOKENS", "500", "CHUNK_OVERLAP_TOKENS must be smaller"),
+        ("EMBEDDING_BACKEND", "fp16", "EMBEDDING_BACKEND must be one of torch, onnx-int8"),
         ("EMAIL_BACKEND", "carrier.pigeon", "EMAIL_BACKEND must be one of console, smtp"),
         ("DEFAULT_FROM_EMAIL", "Docent", "DEFAULT_FROM_EMAIL must be an email address"),
         ("PASSWORD_RESET_WINDOW_SECONDS", "5", "PASSWORD_RESET_WINDOW_SECONDS must be at least 60"),

@@ -32,6 +32,7 @@ RUNS = {
     "test_packing_speed": "packing_speed.py --runs 3",
     "test_documents_page": "documents_page.py --documents 500 --runs 3",
     "test_small_behind_large": "small_behind_large.py --pages 60 --timeout 300",
+    "test_embed_backends": "embed_backends.py --repeats 1 --texts 8 --queries 4 --docs 12",
 }
 
 
@@ -196,3 +197,13 @@ def test_small_behind_large(runs):
         r"PDF progress seen while polling: \d+ distinct, e\.g\. .+", run.line("PDF")
     )
     assert re.fullmatch(r"Goal small file ready < 15 s: (met|NOT met)", run.line("Goal"))
+
+
+def test_embed_backends(runs):
+    run = runs["test_embed_backends"]
+    run.ok()
+    assert number(run.line("encode, texts/s"), r"([\d.]+)x$") > 0
+    assert number(run.line("query latency, ms"), r"([\d.]+)x$") > 0
+    assert number(run.line("cosine to torch, chunks"), r"min ([\d.]+)") > 0.98
+    assert number(run.line("hybrid R@5 / MRR@10"), r"^hybrid R@5 / MRR@10\s+([\d.]+)/") > 0
+    assert re.fullmatch(r"Goal: onnx-int8 within 0.005 .*: (met|not met)", run.line("Goal"))

@@ -62,3 +62,16 @@ def test_ingest_works_on_a_fresh_data_dir_without_migrating_first(tmp_path):
     assert "Preparing the database" in result.stdout
     assert "1 of 1 file(s) ready in 'Shop'" in result.stdout
     assert (tmp_path / "data" / "docent.sqlite3").exists()  # in its own DATA_DIR
+
+
+def test_embedder_build_makes_the_int8_model_once(settings, capsys):
+    from django.core.management import call_command
+
+    settings.EMBEDDING_BACKEND = "onnx-int8"
+    call_command("embedder_build")
+    call_command("embedder_build")
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("Already built: ") and "/models/" in out[-1]
+    assert out[-1].endswith(" MB).")
+    built = list((settings.DATA_DIR / "models").glob("*/model.onnx"))
+    assert len(built) == 1 and built[0].stat().st_size < 40_000_000

@@ -47,6 +47,7 @@ class Command(BaseCommand):
 
         from ingest.pipeline.sandbox import sandbox_warm_up
         from ingest.services import documents_recover, ingest_tools, worker_identity
+        from ingest.services.embedders import kb_embedder_problem, kbs_embedder_mismatched
 
         lanes = [name.strip() for name in queues.split(",") if name.strip()]
         unknown = set(lanes) - set(settings.TASKS["default"]["QUEUES"])
@@ -63,6 +64,8 @@ class Command(BaseCommand):
         recovered = documents_recover(store=tools.store)
         if recovered:
             self.stdout.write(f"Recovered {len(recovered)} interrupted document(s): {recovered}")
+        for kb in kbs_embedder_mismatched(embedder_name=tools.embedder.name):
+            self.stderr.write(kb_embedder_problem(kb=kb, embedder_name=tools.embedder.name))
         self.stdout.write(
             f"Worker {owner} ready (model {tools.embedder.name}, lanes {','.join(lanes)}).",
             ending="\n",
