@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistant.events import ChatEvent
-from assistant.presenters import api_events, page_events, page_link, widget_events
+from assistant.presenters import api_events, api_link, page_events, page_link, widget_events
 
 SOURCE = {"number": 1, "document_id": 7, "document": "manual.md", "pages": [3]}
 
@@ -36,14 +36,14 @@ def test_a_widget_visitor_gets_its_own_links_and_never_the_trace():
     assert sources[0]["url"] == "https://help/7"
 
 
-def test_api_clients_get_links_but_no_html():
-    shown = list(api_events(events()))
-    assert not [e for e in shown if e.kind == "html"]
-    assert (
-        next(e for e in shown if e.kind == "sources")
-        .data["sources"][0]["url"]
-        .startswith("/documents/7/")
-    )
+def test_api_clients_get_absolute_links_but_no_html():
+    signed_in = list(api_events(events(), api_link(base="https://docs.example", key_id=None)))
+    assert not [e for e in signed_in if e.kind == "html"]
+    url = next(e for e in signed_in if e.kind == "sources").data["sources"][0]["url"]
+    assert url.startswith("https://docs.example/documents/7/")
+    keyed = list(api_events(events(), api_link(base="https://docs.example", key_id=3)))
+    url = next(e for e in keyed if e.kind == "sources").data["sources"][0]["url"]
+    assert url.startswith("https://docs.example/cite/") and url.endswith("#page-3")
 
 
 def test_a_page_link_names_the_cited_chunks_for_the_viewer_to_highlight():
