@@ -19,7 +19,7 @@ from ingest.api import router as documents_router
 from .answers import answer_collect
 from .askers import Asker
 from .conversations import conversation_delete, conversation_rename
-from .feedback import feedback_record
+from .feedback import feedback_record_own
 from .http import decode_images, sse_response
 from .keys import api_key_authenticate
 from .models import Conversation, Message
@@ -291,12 +291,13 @@ def feedback(request, message_id: int, payload: FeedbackIn):
     if message is None:
         raise HttpError(404, "Not Found")
     kb = kb_for(request, message.conversation.kb.slug)
-    asker = Asker.for_api(request)
-    if not asker.conversations(kb=kb).filter(pk=message.conversation_id).exists():
-        raise HttpError(404, "Not Found")
     try:
-        record = feedback_record(
-            message=message, asker=asker, rating=payload.rating, comment=payload.comment
+        record = feedback_record_own(
+            kb=kb,
+            asker=Asker.for_api(request),
+            message_id=message.pk,
+            rating=payload.rating,
+            comment=payload.comment,
         )
     except ChatInputError as exc:
         raise HttpError(exc.status, str(exc)) from exc
