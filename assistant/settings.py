@@ -336,6 +336,9 @@ CHROMA_URL = _get("str", "CHROMA_URL", "")
 # Sent as X-Chroma-Token to CHROMA_URL: Chroma 1.x has no authentication of its own, so a
 # shared server sits behind a proxy that checks this (deploy/README.md shows nginx).
 CHROMA_TOKEN = _get("str", "CHROMA_TOKEN", "")
+# Seconds one Chroma request may take: a stalled server fails the request (and is retried
+# as unreachable) instead of holding a question or an ingest forever.
+CHROMA_TIMEOUT_SECONDS = _get("float", "CHROMA_TIMEOUT_SECONDS", 60.0, minimum=1)
 EMBEDDING_MODEL_PATH = _get("str", "EMBEDDING_MODEL_PATH", "")
 # onnx-int8: the model quantized here (built on first use under DATA_DIR/models, or by
 # `manage.py embedder_build`); python-faq hybrid R@5 0.959 and MRR@10 0.849 against torch's

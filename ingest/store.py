@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
+import httpx
 import numpy as np
 
 logger = logging.getLogger("docent.store")
@@ -64,17 +65,26 @@ class VectorStore(Protocol):
 class ChromaStore:
     """VectorStore on a Chroma server, reconnecting when it restarts."""
 
-    def __init__(self, *, url: str = "", data_dir: Path | None = None, token: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        url: str = "",
+        data_dir: Path | None = None,
+        token: str = "",
+        timeout_seconds: float = 60.0,
+    ) -> None:
         """Use the server at `url`, or else the local server kept for `data_dir`.
 
         `token` is sent as ``X-Chroma-Token`` on every request, for a server behind a
-        proxy that checks it (Chroma 1.x itself does not).
+        proxy that checks it (Chroma 1.x itself does not). `timeout_seconds` bounds each
+        request (connect, each read and write).
         """
         if not url and data_dir is None:
             raise ValueError("VectorStore needs a CHROMA_URL or a DATA_DIR")
         self._fixed_url = url
         self._data_dir = data_dir
         self._headers = {"X-Chroma-Token": token} if token else None
+        self._timeout_seconds = timeout_seconds
         self._lock = threading.Lock()
         self._client: Any = None
         self._collections: dict[str, Any] = {}
@@ -92,8 +102,15 @@ class ChromaStore:
             assert self._data_dir is not None  # checked in __init__
             url = ensure_local_server(self._data_dir)
         parts = urlparse(url)
+        # The client's constructor already asks the server (with no time limit): a server
+        # that accepts but never answers fails here, within the timeout, instead.
+        httpx.get(
+            f"{url.rstrip('/')}/api/v2/heartbeat",
+            headers=self._headers,
+            timeout=self._timeout_seconds,
+        )
         try:
-            return chromadb.HttpClient(
+            client = chromadb.HttpClient(
                 host=parts.hostname or "127.0.0.1",
                 port=parts.port or (443 if parts.scheme == "https" else 8000),
                 ssl=parts.scheme == "https",
@@ -107,6 +124,12 @@ class ChromaStore:
             raise StoreUnavailable(
                 f"Chroma at {url} refused the connection{hint}: {exc or 'no reason given'}"
             ) from exc
+        # chromadb's HTTP client waits forever (httpx timeout=None) and has no setting for
+        # it: a stalled server would hold a question or an ingest with no end.
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if isinstance(session, httpx.Client):
+            session.timeout = httpx.Timeout(self._timeout_seconds)
+        return client
 
     def _get_client(self):
         with self._lock:
@@ -265,6 +288,9 @@ def get_store() -> VectorStore:
             from django.conf import settings
 
             _store = ChromaStore(
-                url=settings.CHROMA_URL, data_dir=settings.DATA_DIR, token=settings.CHROMA_TOKEN
+                url=settings.CHROMA_URL,
+                data_dir=settings.DATA_DIR,
+                token=settings.CHROMA_TOKEN,
+                timeout_seconds=settings.CHROMA_TIMEOUT_SECONDS,
             )
         return _store

@@ -82,6 +82,24 @@ def test_chroma_restart_during_chat(kb, ingest_text, llm_server, store):
     assert sources and sources[0]["document"] == "printer.md"  # retrieval reached the new server
 
 
+def test_a_chroma_server_that_never_answers_fails_within_the_timeout():
+    """A server that accepts connections and then says nothing (stalled, or a wrong port
+    behind a proxy) must not hold a question or an ingest forever."""
+    import socket
+
+    from ingest.store import ChromaStore, StoreUnavailable
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # accepted by the kernel, never read: every request waits
+    store = ChromaStore(url=f"http://127.0.0.1:{listener.getsockname()[1]}", timeout_seconds=0.5)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="unreachable"):
+        store.heartbeat()
+    assert time.monotonic() - started < 15  # four tries of half a second, with back-off
+    listener.close()
+
+
 def _hold_write_lock(seconds: float, ready: threading.Event) -> None:
     database = settings.DATABASES["default"]["TEST"]["NAME"]
     connection = sqlite3.connect(database, timeout=30, isolation_level=None)
