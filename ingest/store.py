@@ -101,14 +101,16 @@ class ChromaStore:
 
             assert self._data_dir is not None  # checked in __init__
             url = ensure_local_server(self._data_dir)
+        if self._fixed_url:
+            # The client's constructor already asks the server (with no time limit): a
+            # server that accepts but never answers fails here, within the timeout. The
+            # local server was just checked the same way by ensure_local_server.
+            httpx.get(
+                f"{url.rstrip('/')}/api/v2/heartbeat",
+                headers=self._headers,
+                timeout=self._timeout_seconds,
+            )
         parts = urlparse(url)
-        # The client's constructor already asks the server (with no time limit): a server
-        # that accepts but never answers fails here, within the timeout, instead.
-        httpx.get(
-            f"{url.rstrip('/')}/api/v2/heartbeat",
-            headers=self._headers,
-            timeout=self._timeout_seconds,
-        )
         try:
             client = chromadb.HttpClient(
                 host=parts.hostname or "127.0.0.1",
