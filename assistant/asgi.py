@@ -46,6 +46,14 @@ def _warm_up() -> None:
     )
 
 
+def _embed_questions_lean() -> None:
+    """The web process embeds one question at a time: one thread costs the least CPU."""
+    from ingest.pipeline.embed import embedding_threads_limit
+
+    embedding_threads_limit(threads=1)
+
+
+_embed_questions_lean()
 threading.Thread(target=_say_which_model, name="model-report", daemon=True).start()
 if settings.WARM_UP:
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()

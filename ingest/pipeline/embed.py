@@ -32,6 +32,7 @@ BACKENDS: tuple[Backend, ...] = ("torch", "onnx-int8")
 
 _lock = threading.Lock()
 _instances: dict[tuple[str, str], SentenceEmbedder | OnnxEmbedder] = {}
+_threads: int | None = None  # intra-op threads per encode; None: the library's default
 # Bumped when the export or quantization recipe changes, so old builds are not reused.
 _RECIPE = "onnx-int8-v1:opset17:per-channel:qint8"
 
@@ -82,6 +83,7 @@ class SentenceEmbedder:
 
         self.path = model_path
         self.model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+        _torch_threads_apply()
         self.name = embedder_name(model_path, "torch")
         length = self.model.max_seq_length
         if length is None:
@@ -134,6 +136,8 @@ class OnnxEmbedder:
         # Idle threads sleep instead of spinning: the web server, the worker and OCR share
         # the cores (on a busy 2-core machine, 16 texts/s against 12 spinning).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if _threads is not None:
+            options.intra_op_num_threads = _threads
         self.session = onnxruntime.InferenceSession(
             str(onnx_path), options, providers=["CPUExecutionProvider"]
         )
@@ -279,6 +283,32 @@ def _quantize(fp32: Path, out: Path) -> None:
         quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
     finally:
         root.setLevel(level)
+
+
+def embedding_threads_limit(*, threads: int) -> None:
+    """Encode with at most `threads` intra-op threads in this process.
+
+    The web process embeds one short question at a time. Splitting a 20-token input over
+    two threads costs more CPU than it saves in time: on 2 cores one question cost 15.8 ms
+    of CPU (15.8 ms wall) with one thread against 25.1 ms (12.7 ms wall) with two, and
+    under load the freed core serves other requests. The worker keeps the default, as its
+    batches of chunks do gain from more threads.
+    """
+    global _threads
+    _threads = threads
+    with _lock:
+        loaded = any(isinstance(e, SentenceEmbedder) for e in _instances.values())
+    if loaded:
+        _torch_threads_apply()
+
+
+def _torch_threads_apply() -> None:
+    if _threads is None:
+        return
+    import torch
+
+    # Process-wide in torch: this process's every encode uses it.
+    torch.set_num_threads(_threads)
 
 
 def get_embedder(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -62,3 +66,26 @@ def test_the_build_is_made_once_and_reused(int8, tmp_path):
 def test_an_unknown_backend_is_refused():
     with pytest.raises(ImproperlyConfigured, match="EMBEDDING_BACKEND 'fp16'"):
         get_embedder("", "fp16")
+
+
+def test_the_web_process_embeds_questions_on_one_thread_with_the_same_vectors(torch):
+    """asgi.py limits query embedding to one thread (less CPU per question under load);
+    the vectors must not change, or a knowledge base would be searched with other ones."""
+    question = "How do I reset the pump controller after a firmware update?"
+    script = (
+        "import os, sys, json, torch\n"
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'tests.settings'\n"
+        "import django; django.setup()\n"
+        "from ingest.pipeline.embed import embedding_threads_limit, get_embedder\n"
+        "embedding_threads_limit(threads=1)\n"
+        "vector = get_embedder('', 'torch').encode([sys.argv[1]])[0]\n"
+        "print(json.dumps({'threads': torch.get_num_threads(), 'vector': vector.tolist()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, question], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["threads"] == 1
+    expected = torch.encode([question])[0]
+    assert np.allclose(np.array(result["vector"], dtype=np.float32), expected, atol=1e-5)
