@@ -47,6 +47,7 @@ from _app import Docent, FakeLLM, document_text, exit_on_sigterm, http_client, s
 from _measure import SSE, Sampler, cpu_seconds, percentile, process_tree, progress
 from _setup import machine
 from chat_overhead import QUESTIONS, answer_text
+from questions import question_pool
 
 GROWTH_MB, GROWTH_SHARE = 64.0, 0.10
 
@@ -74,9 +75,11 @@ def _status_kind(status: int) -> str:
     return f"HTTP {status}" if status >= 500 else f"HTTP 4xx ({status})"
 
 
-async def one_chat(
-    client: httpx.AsyncClient, app: Docent, tally: Tally, n: int, timeout: float
-) -> None:
+POOL = question_pool()  # chat n asks POOL[n % len(POOL)]: every chat a different question
+
+
+async def one_chat(client: httpx.AsyncClient, app: Docent, tally: Tally, timeout: float) -> None:
+    question = POOL[tally.chats_started % len(POOL)]  # one counter for all clients: no repeats
     tally.chats_started += 1
     start = time.perf_counter()
     parser, done, opened, first, error = SSE(), None, False, None, None
@@ -85,7 +88,7 @@ async def one_chat(
             async with client.stream(
                 "POST",
                 f"{app.url}/api/kbs/{app.slug}/chat",
-                json={"question": QUESTIONS[n % len(QUESTIONS)], "stream": True},
+                json={"question": question, "stream": True},
                 headers=app.headers,
             ) as response:
                 opened = True
@@ -128,14 +131,11 @@ async def chatter(
     client: httpx.AsyncClient,
     app: Docent,
     tally: Tally,
-    index: int,
     deadline: float,
     timeout: float,
 ) -> None:
-    n = index
     while time.monotonic() < deadline:
-        await one_chat(client, app, tally, n, timeout)
-        n += 1
+        await one_chat(client, app, tally, timeout)
 
 
 async def uploader(
@@ -180,7 +180,7 @@ async def run_load(app: Docent, args: argparse.Namespace, tally: Tally) -> float
     async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=timeout) as client:
         deadline = time.monotonic() + args.seconds
         tasks = [
-            chatter(client, app, tally, i, deadline, args.chat_timeout) for i in range(args.chats)
+            chatter(client, app, tally, deadline, args.chat_timeout) for _ in range(args.chats)
         ]
         tasks += [uploader(client, app, tally, i, deadline, args) for i in range(args.uploads)]
         await asyncio.gather(*tasks)
@@ -219,7 +219,8 @@ def report(
     print(
         f"Load test: {args.chats} streaming chats + {args.uploads} uploaders for {args.seconds:g} s "
         f"on 127.0.0.1 (uvicorn, 1 worker, stand-in LLM subprocess at "
-        f"{args.delay * 1000:g} ms/token, {args.answer_tokens}-token answers)"
+        f"{args.delay * 1000:g} ms/token, {args.answer_tokens}-token answers; each chat a new "
+        f"question from a pool of {len(POOL)})"
     )
     print(f"Machine: {machine()}")
     print(
