@@ -66,8 +66,13 @@ def answer_text(tokens: int) -> str:
 
 
 def docent_chat(client: httpx.Client, app: Docent, question: str) -> dict[str, Any]:
-    """One streamed chat: send time (wall clock), header time, token arrival times."""
-    parser, tokens, done = SSE(), [], None
+    """One streamed chat: send time (wall clock), header time, text arrival times, the text.
+
+    Docent sends text that was ready together as one delta event, so `tokens` holds one
+    arrival time per delta event (fewer than the model's tokens under load) and `text`
+    is what they add up to.
+    """
+    parser, tokens, pieces, done = SSE(), [], [], None
     sent, start = time.time(), time.perf_counter()
     with client.stream(
         "POST",
@@ -85,6 +90,7 @@ def docent_chat(client: httpx.Client, app: Docent, question: str) -> dict[str, A
             kind, data = event
             if kind == "delta":
                 tokens.append(time.perf_counter())
+                pieces.append(data["text"])
             elif kind == "error":
                 raise ChatFailed(f"error event: {data}")
             elif kind == "done":
@@ -97,12 +103,13 @@ def docent_chat(client: httpx.Client, app: Docent, question: str) -> dict[str, A
         "first_token": tokens[0] - start if tokens else float("nan"),
         "total": time.perf_counter() - start,
         "tokens": tokens,
+        "text": "".join(pieces),
     }
 
 
-def direct_chat(sdk: openai.OpenAI, max_tokens: int) -> list[float]:
-    """The same kind of stream straight from the server: content chunk arrival times."""
-    tokens = []
+def direct_chat(sdk: openai.OpenAI, max_tokens: int) -> tuple[list[float], str]:
+    """The same kind of stream straight from the server: content chunk arrival times, text."""
+    tokens, pieces = [], []
     stream = sdk.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Explain the valve."}],
@@ -114,9 +121,10 @@ def direct_chat(sdk: openai.OpenAI, max_tokens: int) -> list[float]:
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                 tokens.append(time.perf_counter())
+                pieces.append(chunk.choices[0].delta.content)
     finally:
         stream.close()
-    return tokens
+    return tokens, "".join(pieces)
 
 
 def measure_request(app: Docent, llm: FakeLLM, client: httpx.Client, n: int) -> list[dict]:
@@ -155,12 +163,15 @@ def measure_tokens(
                 llm.script({"text": text, "delay_per_token": args.delay})
                 if path == "docent":
                     cpu = cpu_seconds([app.web.pid])
-                    tokens = docent_chat(client, app, QUESTIONS[n % len(QUESTIONS)])["tokens"]
+                    chat = docent_chat(client, app, QUESTIONS[n % len(QUESTIONS)])
+                    tokens, got = chat["tokens"], chat["text"]
                     result["web_cpu"] = (cpu_seconds([app.web.pid]) - cpu) / args.tokens
                 else:
-                    tokens = direct_chat(sdk, args.max_tokens)
-                if len(tokens) != args.tokens:
-                    raise ChatFailed(f"{path}: {len(tokens)} tokens arrived, not {args.tokens}")
+                    tokens, got = direct_chat(sdk, args.max_tokens)
+                    if len(tokens) != args.tokens:
+                        raise ChatFailed(f"direct: {len(tokens)} chunks, not {args.tokens}")
+                if got != text:  # nothing lost or reordered, however the pieces were grouped
+                    raise ChatFailed(f"{path}: {len(got)} characters arrived, not {len(text)}")
                 result[path] = tokens[-1] - tokens[0]
             result["added"] = (result["docent"] - result["direct"]) / (args.tokens - 1)
             if n:

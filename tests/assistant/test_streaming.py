@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -43,6 +44,13 @@ def test_text_pieces_that_were_ready_together_go_out_as_one_event_in_order():
     ]
 
 
+def run_loop(main):
+    """asyncio.run in a thread of its own: after the browser tests, this thread holds
+    Playwright's running loop, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main).result(timeout=60)
+
+
 def collect(make, *, stall: float = 0.0, take: int | None = None) -> list[list]:
     async def main() -> list[list]:
         batches: list[list] = []
@@ -57,7 +65,7 @@ def collect(make, *, stall: float = 0.0, take: int | None = None) -> list[list]:
             await stream.aclose()
         return batches
 
-    return asyncio.run(main())
+    return run_loop(main())
 
 
 def test_a_busy_loop_takes_what_piled_up_as_one_batch_and_loses_nothing():
@@ -83,7 +91,7 @@ def test_a_failure_in_the_thread_reaches_the_reader_after_what_came_before():
             got.extend(batch)
 
     with pytest.raises(ValueError, match="the store went away"):
-        asyncio.run(main())
+        run_loop(main())
     assert got == ["first"]
 
 

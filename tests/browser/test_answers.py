@@ -270,4 +270,6 @@ def test_keyboard_only_ask_attach_and_stop(live_app, browser, public_kb, size):
     page.keyboard.press("Control+Shift+O")  # a new conversation
     page.wait_for_url(f"**/?kb={public_kb.slug}")
     assert page.locator(".message").count() == 0
-    page.close()
+    # The whole context: Chromium 156 sometimes never finishes closing just the page
+    # right after a navigation that a key press started (page.close() hung for 600 s).
+    page.context.close()
