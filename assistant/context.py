@@ -8,6 +8,7 @@ from typing import cast
 from django.conf import settings
 
 from ingest.models import KnowledgeBase
+from ingest.selectors import asset_by_id
 from ministral.registry import ModelInfo
 
 from .packing import Budget, ImageInput, PackedRequest, PackingError, Turn, pack_context
@@ -64,7 +65,8 @@ def context_pack(
     passage_images: dict[int, ImageInput] = {}
     if info is not None and info.vision:
         for index, passage in enumerate(passages[:8]):
-            asset = next((c.asset for c in passage.chunks if c.asset_id), None)
+            asset_id = next((c.asset_id for c in passage.chunks if c.asset_id), None)
+            asset = asset_by_id(pk=asset_id) if asset_id is not None else None
             image = asset_image(asset) if asset is not None else None
             if image is not None:
                 passage_images[index] = image

@@ -48,6 +48,15 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
+def message_save_partial(*, message: Message, content: str, reasoning: str) -> None:
+    """Store what an answer has said so far, without touching its other fields.
+
+    Written every few seconds while the answer streams, so a server that dies mid-answer
+    leaves the text it had sent on record; the final save writes everything.
+    """
+    Message.objects.filter(pk=message.pk).update(content=content, reasoning=reasoning)
+
+
 def conversation_delete(*, conversation: Conversation) -> None:
     """Delete a conversation, its messages and feedback, and its stored screenshots.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 from django.conf import settings
@@ -38,13 +39,102 @@ def conversation_history(*, conversation: Conversation) -> list[Turn]:
     return turns
 
 
+# Words by which an English question leans on what came before ("does it", "what about").
+_REFERS_BACK = frozenset(
+    [
+        "it",
+        "its",
+        "it's",
+        "itself",
+        "this",
+        "that",
+        "these",
+        "those",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "there",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "one",
+        "ones",
+        "same",
+        "other",
+        "others",
+        "else",
+        "above",
+        "previous",
+        "former",
+        "latter",
+        "also",
+        "too",
+        "again",
+        "more",
+        "instead",
+        "then",
+        "such",
+        "both",
+        "either",
+        "neither",
+    ]
+)
+_CONTINUES = frozenset(["and", "but", "or", "so", "also", "why", "ok", "okay", "then", "what's"])
+_ASKS = frozenset(
+    [
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "where",
+        "when",
+        "why",
+        "how",
+        "is",
+        "are",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "the",
+    ]
+)
+_WORDS = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def question_stands_alone(*, question: str) -> bool:
+    """A question that needs no rewrite: a full English question with no word that points
+    back ("it", "that", "what about"). Anything unsure, in another language included,
+    goes to the rewrite, which costs a model call but never loses the thread."""
+    words = _WORDS.findall(question.lower())
+    if len(words) < 5 or not _ASKS.intersection(words):
+        return False
+    if words[0] in _CONTINUES or words[:2] in (["what", "about"], ["how", "about"]):
+        return False
+    return not _REFERS_BACK.intersection(words)
+
+
 def question_standalone(*, question: str, history: Sequence[Turn], llm: LLMClient | None) -> str:
     """A follow-up rewritten to stand alone, so retrieval sees what "it" refers to.
 
     Only the visible answer is ever used: a reasoning model's trace is dropped. With
     LLM_REWRITE_MODEL set (an instruct model on the same server), that model rewrites.
     """
-    if not history:
+    if not history or question_stands_alone(question=question):
         return question
     last_user = next((t.content for t in reversed(history) if t.role == "user"), "")
     fallback = f"{last_user}\n{question}"

@@ -227,6 +227,8 @@ def _question_text(question: str, images: Sequence[ImageInput], vision: bool) ->
 # A model reads `</SOURCE>`, `< /source >`, `＜/source＞` (fullwidth) or `<\u200b/source>`
 # (a zero-width character inside) as a closing tag just as it reads `</source>`.
 _SOURCE_TAG = re.compile(r"<\s*/?\s*sources?\b", re.IGNORECASE)
+# Every character whose NFKC form contains "<" (a test checks the list against Unicode).
+_READS_AS_LT = ("<", "\ufe64", "\uff1c")
 
 
 def neutralise_tags(text: str) -> str:
@@ -235,6 +237,11 @@ def neutralise_tags(text: str) -> str:
     The match runs on a copy normalised the way a reader sees it (NFKC, invisible format
     characters removed); the text itself is kept as it was, except for those "<".
     """
+    if not any(char in text for char in _READS_AS_LT):
+        return text  # nothing can open a tag: the usual case, decided in C
+    if text.isascii():  # NFKC and format characters leave ASCII as it is
+        starts = {m.start() for m in _SOURCE_TAG.finditer(text)}
+        return "".join("&lt;" if i in starts else c for i, c in enumerate(text)) if starts else text
     seen: list[str] = []
     origin: list[int] = []  # index in `text` of each character in `seen`
     for index, char in enumerate(text):

@@ -15,10 +15,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from ingest.models import Chunk, KnowledgeBase
+from ingest.models import KnowledgeBase
 from ingest.pipeline.chunk import merge_chunk_texts
 from ingest.pipeline.embed import Embedder
-from ingest.selectors import chunks_by_ids, chunks_by_vector_ids, chunks_search_lexical
+from ingest.selectors import (
+    ChunkRow,
+    chunks_by_ids,
+    chunks_by_vector_ids,
+    chunks_search_lexical,
+)
 from ingest.services.embedders import kb_embedder_problem
 from ingest.store import VectorStore
 
@@ -40,7 +45,7 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class Hit:
-    chunk: Chunk
+    chunk: ChunkRow
     score: float
     dense_rank: int | None = None  # 1-based
     lexical_rank: int | None = None
@@ -52,7 +57,7 @@ class Passage:
 
     document_id: int
     document_name: str
-    chunks: tuple[Chunk, ...]
+    chunks: tuple[ChunkRow, ...]
     score: float
     pages: tuple[int, ...] = field(default_factory=tuple)
 
@@ -80,9 +85,9 @@ def retrieve(
     config: RetrievalConfig = RetrievalConfig(),
 ) -> list[Hit]:
     """The `limit` best chunks for a query, best first."""
-    dense: list[tuple[Chunk, float]] = []
-    lexical: list[tuple[Chunk, float]] = []
-    loaded: dict[int, Chunk] = {}
+    dense: list[tuple[ChunkRow, float]] = []
+    lexical: list[tuple[ChunkRow, float]] = []
+    loaded: dict[int, ChunkRow] = {}
     mode = config.mode
     if mode != "lexical" and kb.embedder and kb.embedder != embedder.name:
         # Its vectors came from another embedder: comparing them with this query's vector
@@ -116,8 +121,8 @@ def _warn_once(message: str) -> None:
 
 
 def fuse(
-    dense: list[tuple[Chunk, float]],
-    lexical: list[tuple[Chunk, float]],
+    dense: list[tuple[ChunkRow, float]],
+    lexical: list[tuple[ChunkRow, float]],
     *,
     config: RetrievalConfig,
 ) -> list[Hit]:
@@ -126,7 +131,7 @@ def fuse(
     A chunk only BM25 found gets the weakest dense similarity seen as its base, so it
     ranks on its lexical strength among the dense tail rather than above everything.
     """
-    chunks: dict[int, Chunk] = {}
+    chunks: dict[int, ChunkRow] = {}
     score: dict[int, float] = {}
     ranks: dict[int, list[int | None]] = defaultdict(lambda: [None, None])
     if config.mode != "lexical":
@@ -186,5 +191,7 @@ def passages_from_hits(hits: list[Hit]) -> list[Passage]:
 def _passage(group: list[Hit]) -> Passage:
     chunks = tuple(h.chunk for h in group)
     pages = tuple(sorted({c.page for c in chunks if c.page}))
-    document = chunks[0].document
-    return Passage(document.pk, document.filename, chunks, max(h.score for h in group), pages)
+    first = chunks[0]
+    return Passage(
+        first.document_id, first.document_name, chunks, max(h.score for h in group), pages
+    )

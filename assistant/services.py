@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -25,7 +26,7 @@ from ministral.registry import ModelInfo
 from .askers import Asker
 from .citations import sources_cited
 from .context import answer_tokens, context_pack
-from .conversations import conversation_truncate
+from .conversations import conversation_truncate, message_save_partial
 from .events import ChatEvent
 from .followups import conversation_history, question_standalone
 from .llm import (
@@ -67,6 +68,7 @@ __all__ = [
 
 logger = logging.getLogger("docent.chat")
 # What a screenshot sent without words asks: people paste an error and expect help with it.
+PARTIAL_SAVE_SECONDS = 3.0  # how often a streaming answer's text so far is saved
 IMAGE_ONLY_QUESTION = "What does this screenshot show, and what should I do about it?"
 
 
@@ -307,10 +309,15 @@ def _stream_answer(
 ) -> Iterator[ChatEvent]:
     text: list[str] = []
     reasoning: list[str] = []
+    saved_at = time.monotonic()
     stream = llm.stream(messages=packed.messages, max_tokens=max_output)
     with contextlib.closing(stream) as events:
         try:
             for event in events:
+                if time.monotonic() - saved_at >= PARTIAL_SAVE_SECONDS:
+                    saved_at = time.monotonic()
+                    content, thought = "".join(text), "".join(reasoning)
+                    message_save_partial(message=reply, content=content, reasoning=thought)
                 if isinstance(event, TextDelta):
                     text.append(event.text)
                     yield ChatEvent("delta", {"text": event.text})

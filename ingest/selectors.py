@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Lower
 
-from ingest.models import Chunk, Document, KnowledgeBase
+from ingest.models import Asset, Chunk, Document, KnowledgeBase
 from ingest.pipeline.chunk import merge_chunk_texts
 
 _WORD = re.compile(r"[^\W_]+(?:[-.'][^\W_]+)*", re.UNICODE)
@@ -230,32 +230,63 @@ def _index_tokens(terms: list[str]) -> list[list[str]]:
 
 # Retrieval candidates come a hundred or more per question; loading only what citing needs
 # of their documents (not timestamps or JSON details) keeps building them cheap.
-_CANDIDATE_FIELDS = (
-    *(f.name for f in Chunk._meta.concrete_fields),
-    "document__id",
-    "document__kb_id",
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A chunk as retrieval reads it: plain column values, not a model instance.
+
+    A question reads about 200 candidate chunks; building Django rows for them cost more
+    than the two searches that found them.
+    """
+
+    pk: int
+    document_id: int
+    document_name: str  # the document's filename
+    vector_id: str
+    ordinal: int
+    page: int | None  # 1-based, for paged documents
+    heading: str
+    text: str
+    token_count: int  # Ministral tokens in `text`
+    asset_id: int | None  # the figure or screenshot the chunk was read from
+
+
+_ROW_COLUMNS = (
+    "pk",
+    "document_id",
     "document__filename",
+    "vector_id",
+    "ordinal",
+    "page",
+    "heading",
+    "text",
+    "token_count",
+    "asset_id",
 )
 
 
-def chunks_by_vector_ids(*, kb: KnowledgeBase, vector_ids: Iterable[str]) -> dict[str, Chunk]:
+def chunks_by_vector_ids(*, kb: KnowledgeBase, vector_ids: Iterable[str]) -> dict[str, ChunkRow]:
     """Live chunks for Chroma ids; ids without a row (stale or half-written) are left out."""
     ids = list(vector_ids)
-    found: dict[str, Chunk] = {}
+    found: dict[str, ChunkRow] = {}
     for start in range(0, len(ids), 500):
         # Filtering on vector_id alone keeps the lookup on its unique index: with kb_id in
         # the WHERE clause SQLite scans the whole knowledge base through the kb_id index.
         batch = Chunk.objects.filter(vector_id__in=ids[start : start + 500]).order_by()
-        for chunk in batch.select_related("document").only(*_CANDIDATE_FIELDS):
-            if chunk.kb_id == kb.pk:
-                found[chunk.vector_id] = chunk
+        for *values, kb_id in batch.values_list(*_ROW_COLUMNS, "kb_id"):
+            if kb_id == kb.pk:
+                row = ChunkRow(*values)
+                found[row.vector_id] = row
     return found
 
 
-def chunks_by_ids(*, ids: Iterable[int]) -> dict[int, Chunk]:
-    chunks = Chunk.objects.filter(pk__in=list(ids)).order_by().select_related("document")
-    chunks = chunks.only(*_CANDIDATE_FIELDS)
-    return {c.pk: c for c in chunks}
+def chunks_by_ids(*, ids: Iterable[int]) -> dict[int, ChunkRow]:
+    rows = Chunk.objects.filter(pk__in=list(ids)).order_by().values_list(*_ROW_COLUMNS)
+    return {values[0]: ChunkRow(*values) for values in rows}
+
+
+def asset_by_id(*, pk: int) -> Asset | None:
+    """A figure or screenshot a chunk was read from, if it is still stored."""
+    return Asset.objects.filter(pk=pk).first()
 
 
 def document_pages(*, document: Document, cited: QuerySet[Chunk] | None = None) -> list[dict]:

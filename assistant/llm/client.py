@@ -102,9 +102,8 @@ class OpenAIClient:
         self._client.close()
 
     def warm(self) -> None:
-        """Do now what the first answer would wait for: the SDK imports its chat resources
-        lazily, and the model's window comes from the server's GET /models."""
-        self._client.chat.completions  # noqa: B018 - the attribute access is the import
+        """Do now what the first answer would wait for: the model's window comes from the
+        server's GET /models."""
         self.info  # noqa: B018
 
     # --- what the model is --------------------------------------------------------------------
@@ -183,9 +182,9 @@ class OpenAIClient:
         model: str | None = None,
     ) -> Generator[LLMEvent, None, None]:
         """Stream an answer as events. Raises LLMError when the model could not be asked."""
-        params = self._params(messages, max_tokens, sampling, model, stream=True)
+        body = self._body(messages, max_tokens, sampling, model, stream=True)
         response: Any = None
-        for step in self._attempts(params):
+        for step in self._attempts(body):
             if isinstance(step, Waiting):
                 yield step
             else:
@@ -233,20 +232,21 @@ class OpenAIClient:
         model: str | None = None,
     ) -> tuple[str, str, str]:
         """One non-streamed answer: (reasoning, answer, finish reason); no waiting retries."""
-        params = self._params(messages, max_tokens, sampling, model, stream=False)
+        body = self._body(messages, max_tokens, sampling, model, stream=False)
         try:
-            response = self._client.chat.completions.create(**params)
+            response = self._post(body)
         except openai.APIError as exc:
             raise describe_error(exc, self.config) from exc
         except ValueError as exc:
             raise LLMError(f"The model sent a malformed response ({exc}).") from exc
-        if not response.choices:
+        choices = response.get("choices") if isinstance(response, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return "", "", "stop"
-        choice = response.choices[0]
-        reasoning, answer = DeltaReader().message(choice.message)
-        return reasoning, answer.strip(), choice.finish_reason or "stop"
+        choice = choices[0]
+        reasoning, answer = DeltaReader().message(choice.get("message"))
+        return reasoning, answer.strip(), str(choice.get("finish_reason") or "stop")
 
-    def _params(
+    def _body(
         self,
         messages: Sequence[ChatMessage],
         max_tokens: int | None,
@@ -268,16 +268,30 @@ class OpenAIClient:
             stream=stream,
         )
         wire = wire_messages(messages, dialect=dialect, inline_reasoning=self.inline_reasoning)
-        # Sent as the body's own fields: providers spell some differently (random_seed).
-        return {"model": model, "messages": wire, "stream": stream, "extra_body": params}
+        # The body as the provider spells it (random_seed, stream_options), sent as is.
+        return {"model": model, "messages": wire, "stream": stream, **params}
 
-    def _attempts(self, params: dict[str, Any]) -> Iterator[Waiting | _Response]:
+    def _post(self, body: dict[str, Any]) -> Any:
+        """POST /chat/completions; the reply (or each streamed chunk) as parsed JSON.
+
+        The SDK still owns the transport, its errors and SSE decoding; only its typed
+        response models are skipped (see DeltaReader).
+        """
+        return self._client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            stream=bool(body["stream"]),
+            stream_cls=openai.Stream[object],
+        )
+
+    def _attempts(self, body: dict[str, Any]) -> Iterator[Waiting | _Response]:
         """Send the request, waiting and retrying on 429/5xx within LLM_RETRY_MAX_SECONDS."""
         deadline = self._clock() + self.config.retry_max_seconds
         attempt = 0
         while True:
             try:
-                yield _Response(self._client.chat.completions.create(**params))
+                yield _Response(self._post(body))
                 return
             except openai.APIError as exc:
                 error = describe_error(exc, self.config)

@@ -140,31 +140,46 @@ def request_params(
 
 
 class DeltaReader:
-    """Turns streamed chunks (the SDK's parsed objects) into events, one chunk at a time."""
+    """Turns streamed chunks (plain JSON objects, as sent) into events, one at a time.
+
+    The chunks are read as the JSON the server sent, not as the SDK's typed objects:
+    building a pydantic model per token cost more CPU than everything else in the relay,
+    and provider extras (reasoning fields, cost) are plain keys either way.
+    """
 
     def __init__(self) -> None:
         self._splitter = ThinkSplitter()
 
     def chunk(self, chunk: Any) -> list[LLMEvent]:
         events: list[LLMEvent] = []
-        usage = getattr(chunk, "usage", None)
-        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
-            cost = (getattr(usage, "model_extra", None) or {}).get("cost")
-            events.append(Usage(usage.prompt_tokens, usage.completion_tokens or 0, _float(cost)))
-        for choice in getattr(chunk, "choices", None) or []:
-            delta = getattr(choice, "delta", None)
-            if delta is not None:
-                extra = getattr(delta, "model_extra", None) or {}
-                self._read(events, delta.content, extra)
-            if choice.finish_reason:
+        if not isinstance(chunk, dict):
+            return events
+        usage = chunk.get("usage")
+        if isinstance(usage, dict) and usage.get("prompt_tokens") is not None:
+            events.append(
+                Usage(
+                    _int(usage.get("prompt_tokens")),
+                    _int(usage.get("completion_tokens")),
+                    _float(usage.get("cost")),
+                )
+            )
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                self._read(events, delta.get("content"), delta)
+            if choice.get("finish_reason"):
                 events.extend(self._flush())
-                events.append(Finished(choice.finish_reason))
+                events.append(Finished(str(choice["finish_reason"])))
         return events
 
     def message(self, message: Any) -> tuple[str, str]:
-        """(reasoning, answer) of a whole non-streamed message."""
+        """(reasoning, answer) of a whole non-streamed message (its JSON object)."""
         events: list[LLMEvent] = []
-        self._read(events, message.content, getattr(message, "model_extra", None) or {})
+        if isinstance(message, dict):
+            self._read(events, message.get("content"), message)
         events.extend(self._flush())
         reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
         answer = "".join(e.text for e in events if isinstance(e, TextDelta))
@@ -224,6 +239,10 @@ def _detail_text(detail: Any) -> str:
     if detail.get("type") == "reasoning.summary":
         return str(detail.get("summary") or "")
     return ""
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
 
 
 def _float(value: object) -> float | None:

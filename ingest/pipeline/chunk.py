@@ -228,8 +228,24 @@ def merge_chunk_texts(texts: list[str]) -> str:
     return merged
 
 
+_MIN_OVERLAP = 11  # characters: a shorter repeat is a coincidence, not the chunker's overlap
+_MAX_OVERLAP = 2000  # characters: the chunker never repeats more
+
+
 def _without_overlap(before: str, after: str) -> str:
-    for size in range(min(len(before), len(after), 2000), 10, -1):
-        if before.endswith(after[:size]):
-            return after[size:]
+    """`after` without its longest head that is also the tail of `before`.
+
+    Only the places where `after`'s first characters occur in `before`'s tail can start
+    an overlap, and `str.find` finds them in C, left to right, so the first one that
+    holds is the longest: a merge costs one scan, not one comparison per length.
+    """
+    tail = before[-min(len(before), len(after), _MAX_OVERLAP) :]
+    needle = after[:_MIN_OVERLAP]
+    if len(needle) < _MIN_OVERLAP:
+        return "\n\n" + after
+    at = tail.find(needle)
+    while at != -1:
+        if after.startswith(tail[at:]):
+            return after[len(tail) - at :]
+        at = tail.find(needle, at + 1)
     return "\n\n" + after

@@ -5,7 +5,6 @@ evaluation)."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 
 import pytest
 
@@ -17,23 +16,26 @@ from assistant.retrieval import (
     passages_from_hits,
     retrieve,
 )
+from ingest.selectors import ChunkRow
 from ingest.services import IngestTools, document_create, document_ingest, kb_get_or_create
 from ministral.tokens import get_counter
 from tests.fakes import HashEmbedder, MemoryStore
 
 
-@dataclass
-class Row:
-    """Just what fuse and passages read from a chunk."""
-
-    pk: int
-    document_id: int = 1
-    ordinal: int = 0
-    token_count: int = 100
-    text: str = ""
-    heading: str = ""
-    page: int | None = None
-    document: object = None
+def Row(pk: int, **values: object) -> ChunkRow:
+    """A chunk as retrieval reads it, with defaults for what a test does not care about."""
+    fields: dict = {
+        "document_id": 1,
+        "document_name": "manual.md",
+        "vector_id": f"v{pk}",
+        "ordinal": 0,
+        "page": None,
+        "heading": "",
+        "text": "",
+        "token_count": 100,
+        "asset_id": None,
+    }
+    return ChunkRow(pk=pk, **(fields | values))
 
 
 def test_fusion_lifts_exact_words_without_burying_meaning():
@@ -58,12 +60,8 @@ def test_single_modes_use_one_list(mode):
     assert [h.chunk.pk for h in fused] == ([1] if mode == "dense" else [2])
 
 
-class Doc:
-    pk, filename = 1, "manual.md"
-
-
 def test_neighbouring_hits_merge_up_to_the_passage_limit():
-    rows = [Row(n, ordinal=n, token_count=300, text=f"part {n}", document=Doc()) for n in range(8)]
+    rows = [Row(n, ordinal=n, token_count=300, text=f"part {n}") for n in range(8)]
     hits = [Hit(r, 1.0 - r.ordinal / 100) for r in rows]
     passages = passages_from_hits(hits)
     assert all(p.token_count <= PASSAGE_MAX_TOKENS for p in passages)
@@ -72,9 +70,8 @@ def test_neighbouring_hits_merge_up_to_the_passage_limit():
 
 
 def test_duplicate_text_is_one_passage():
-    d = Doc()
-    hits = [Hit(Row(1, ordinal=0, text="Same text", document=d), 0.9)]
-    hits += [Hit(Row(2, ordinal=5, text="same  TEXT", document=d), 0.8)]
+    hits = [Hit(Row(1, ordinal=0, text="Same text"), 0.9)]
+    hits += [Hit(Row(2, ordinal=5, text="same  TEXT"), 0.8)]
     assert len(passages_from_hits(hits)) == 1
 
 

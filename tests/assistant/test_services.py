@@ -7,9 +7,10 @@ import time
 import pytest
 
 from assistant.askers import Asker
+from assistant.followups import question_stands_alone
 from assistant.models import Conversation, Message
 from assistant.screenshots import AttachedBytes, screenshot_prepare
-from assistant.services import ChatInputError, answer_stream
+from assistant.services import PARTIAL_SAVE_SECONDS, ChatInputError, answer_stream
 from standin import Reply
 from tests import factories
 
@@ -142,6 +143,35 @@ def test_follow_up_is_rewritten_before_retrieval_and_history_is_sent(kb, ingest_
     assert (
         answer.prompt_tokens == next(e.data for e in events if e.kind == "sources")["prompt_tokens"]
     )
+
+
+def test_a_follow_up_that_stands_alone_is_not_rewritten(kb, ingest_text, llm_server):
+    """No model call (seconds with a real model) for a question that needs no context."""
+    ingest_text(kb, "printer.md", MANUAL)
+    _, first = ask(kb, "How do I clear error E-42?")
+    llm_server.reset()
+    question = "Which port must be open on the firewall for the printer?"
+    events, second = ask(kb, question, conversation_uid=str(first.conversation.uid))
+    (answer,) = llm_server.chat_requests  # the answer only: no rewrite request
+    assert second.retrieval_query == question
+    assert "9100" in sources_of(events)[0]["excerpt"]
+    assert [m["role"] for m in answer.body["messages"]] == ["system", "user", "assistant", "user"]
+
+
+@pytest.mark.parametrize(
+    ("question", "alone"),
+    [
+        ("How do I connect the printer to Wi-Fi?", True),
+        ("What does error E-42 mean on the display?", True),
+        ("and which port does it need?", False),
+        ("What about the blue one?", False),
+        ("Can I do that from my phone?", False),
+        ("Why?", False),
+        ("Comment configurer le Wi-Fi de l'imprimante ?", False),  # unsure: rewritten
+    ],
+)
+def test_which_follow_ups_stand_alone(question, alone):
+    assert question_stands_alone(question=question) is alone
 
 
 def test_long_history_is_trimmed_to_fit_and_still_exact(kb, ingest_text, llm_server, settings):
@@ -279,6 +309,22 @@ def test_stopping_midway_saves_the_partial_answer_as_stopped(kb, ingest_text, ll
     events.close()  # what a closed browser tab does to the stream
     reply = Message.objects.get(role="assistant")
     assert reply.status == "stopped" and reply.content.startswith("word")
+
+
+def test_a_long_answer_is_on_record_while_it_streams(kb, ingest_text, llm_server):
+    """A server that dies mid-answer leaves what was said: it is saved every few seconds."""
+    ingest_text(kb, "printer.md", MANUAL)
+    llm_server.script(Reply(text="word " * 300, delay_per_token=0.02))
+    events = answer_stream(kb=kb, asker=Asker.for_cli(), question="What does E-42 mean?")
+    started = None
+    for event in events:
+        if event.kind == "delta":
+            started = started or time.monotonic()
+            if time.monotonic() - started > PARTIAL_SAVE_SECONDS + 1:
+                break
+    reply = Message.objects.get(role="assistant")
+    events.close()
+    assert reply.content.startswith("word word") and reply.status == "streaming"
 
 
 def test_bad_input_is_refused_before_streaming(kb):

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import threading
+import unicodedata
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from assistant.packing import format_source
+from assistant.packing import format_source, neutralise_tags
 from assistant.rendering import render_answer
 from assistant.retrieval import Passage
 from ingest.models import KnowledgeBase
@@ -42,8 +43,16 @@ def test_disguised_closing_tags_cannot_end_a_source(closing):
     block = format_source(1, passage)
     inner = block[block.index(">\n") + 2 : -len("\n</source>")]
     assert "&lt;" in inner
-    normalised = re.sub(r"[\u200b\u2060]", "", __import__("unicodedata").normalize("NFKC", inner))
+    normalised = re.sub(r"[\u200b\u2060]", "", unicodedata.normalize("NFKC", inner))
     assert not re.search(r"<\s*/?\s*source", normalised, re.I)
+
+
+def test_every_character_a_reader_sees_as_lt_is_caught():
+    """The quick screen for "<" must know every code point whose NFKC form holds one."""
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if "<" in unicodedata.normalize("NFKC", char):
+            assert neutralise_tags(f"x {char}/source> y") == "x &lt;/source> y", hex(code)
 
 
 def test_a_citation_cannot_be_forged_inside_a_link_title_or_code():

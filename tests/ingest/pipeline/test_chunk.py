@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
-from ingest.pipeline.chunk import Chunker
+from ingest.pipeline.chunk import Chunker, merge_chunk_texts
 from ingest.pipeline.types import PageText
 
 
@@ -83,3 +84,33 @@ def test_code_fences_keep_their_lines(count):
     )
     assert all(d.heading == "" for d in drafts)
     assert "# not a heading" in drafts[0].text
+
+
+def _longest_overlap_by_every_length(before: str, after: str) -> str:
+    """The definition, one comparison per length: what the fast merge must agree with."""
+    for size in range(min(len(before), len(after), 2000), 10, -1):
+        if before.endswith(after[:size]):
+            return after[size:]
+    return "\n\n" + after
+
+
+def test_merged_neighbours_read_as_the_text_once():
+    """A passage built from overlapping chunks shows each sentence once, in order."""
+    words = [f"w{n}" for n in range(400)]
+    text = " ".join(words)
+    first, second = text[:1200], text[900:]
+    assert merge_chunk_texts([first, second]) == text
+    assert merge_chunk_texts(["alpha beta gamma", "delta epsilon zeta"]) == (
+        "alpha beta gamma\n\ndelta epsilon zeta"
+    )
+
+
+def test_the_fast_merge_agrees_with_the_definition_on_repetitive_text():
+    # Few letters make many false starts: the hard case for a search that skips ahead.
+    rng = random.Random(7)
+    for _ in range(3000):
+        before = "".join(rng.choice("ab ") for _ in range(rng.randrange(0, 60)))
+        after = before[rng.randrange(0, len(before) + 1) :] if rng.random() < 0.7 else ""
+        after += "".join(rng.choice("ab ") for _ in range(rng.randrange(0, 40)))
+        expected = _longest_overlap_by_every_length(before, after)
+        assert merge_chunk_texts([before, after]) == before + expected
