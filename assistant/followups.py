@@ -82,7 +82,7 @@ _REFERS_BACK = frozenset(
         "neither",
     ]
 )
-_CONTINUES = frozenset(["and", "but", "or", "so", "also", "why", "ok", "okay", "then", "what's"])
+_CONTINUES = frozenset(["and", "but", "or", "so", "why", "ok", "okay", "what's"])
 _ASKS = frozenset(
     [
         "what",
