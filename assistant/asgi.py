@@ -31,6 +31,8 @@ def _warm_up() -> None:
     """Load the heavy models beside start-up; GET /healthz is 503 until this is done."""
     import time
 
+    from django.db import connection
+
     from assistant.tools import chat_tools_warm
 
     logger = logging.getLogger("docent.chat")
@@ -40,6 +42,8 @@ def _warm_up() -> None:
     except Exception:  # a failed warm-up only means a slower first question
         logger.exception("Could not load the models ahead of the first question")
         return
+    finally:
+        connection.close()  # this thread's, opened to see which embedders are in use
     detail = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in parts.items())
     logger.info(
         "Ready for questions: models loaded in %.1f s (%s)", time.perf_counter() - started, detail

@@ -1,8 +1,9 @@
 """Django settings for Docent.
 
 Every knob comes from an environment variable with a typed default; `.env.example`
-lists them all. A value that cannot be parsed, or is out of range, stops start-up
-with ImproperlyConfigured instead of surfacing later as a confusing failure.
+lists them all. A blank value means the default, so that file works as it ships. A value
+that cannot be parsed, or is out of range, stops start-up with ImproperlyConfigured
+instead of surfacing later as a confusing failure.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def _get(
     choices: tuple[str, ...] = (),
 ):
     """Read one variable with django-environ and turn parse errors into ImproperlyConfigured."""
+    if os.environ.get(name) == "":
+        return default
     try:
         value = getattr(env, kind)(name, default=default)
     except (ValueError, TypeError) as exc:
@@ -175,7 +178,7 @@ TEMPLATES = [
 
 _default_db = f"sqlite:///{DATA_DIR / 'docent.sqlite3'}"
 try:
-    DATABASES = {"default": env.db_url("DATABASE_URL", default=_default_db)}
+    DATABASES = {"default": env.db_url_config(os.environ.get("DATABASE_URL") or _default_db)}
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
 _engine = DATABASES["default"].get("ENGINE", "")
@@ -340,13 +343,16 @@ CHROMA_TOKEN = _get("str", "CHROMA_TOKEN", "")
 # as unreachable) instead of holding a question or an ingest forever.
 CHROMA_TIMEOUT_SECONDS = _get("float", "CHROMA_TIMEOUT_SECONDS", 60.0, minimum=1)
 EMBEDDING_MODEL_PATH = _get("str", "EMBEDDING_MODEL_PATH", "")
-# onnx-int8: the model quantized here (built on first use under DATA_DIR/models, or by
-# `manage.py embedder_build`); python-faq hybrid R@5 0.959 and MRR@10 0.849 against torch's
-# 0.959 / 0.850 (bench/embed_backends.py). torch: the model as shipped, float32. Changing
-# it means re-indexing (`manage.py kb_reindex --mismatched`).
-# torch stays the default although int8 met the quality bar: switching re-indexes every
-# existing knowledge base, and until it is done its questions get word search only.
-EMBEDDING_BACKEND = _get("str", "EMBEDDING_BACKEND", "torch", choices=("torch", "onnx-int8"))
+# onnx-int8 (the default): the model quantized here, built on first use under
+# EMBEDDING_CACHE_DIR or by `manage.py embedder_build`; python-faq hybrid R@5 0.959 and
+# MRR@10 0.849 against torch's 0.959 / 0.850, with a third of the CPU per question
+# (bench/embed_backends.py). torch: the model as shipped, float32. A knowledge base keeps
+# the backend that indexed it until `manage.py kb_reindex` moves it to this one.
+EMBEDDING_BACKEND = _get("str", "EMBEDDING_BACKEND", "onnx-int8", choices=("torch", "onnx-int8"))
+# Where the onnx-int8 build is kept.
+EMBEDDING_CACHE_DIR = (
+    Path(_get("str", "EMBEDDING_CACHE_DIR", str(DATA_DIR / "models"))).expanduser().resolve()
+)
 EMBED_BATCH_SIZE = _get("int", "EMBED_BATCH_SIZE", 32, minimum=1)
 MAX_UPLOAD_BYTES = _get("int", "MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -104,13 +104,21 @@ def llm_client(config: LLMConfig) -> OpenAIClient:
 
 
 def chat_tools(kb: KnowledgeBase | None = None) -> ChatTools:
-    from ingest.pipeline.embed import get_embedder
+    """What a question to `kb` needs; its questions are embedded as its vectors were."""
+    from functools import partial
+
+    from ingest.pipeline.embed import embedder_named, get_embedder
+    from ingest.services.embedders import kb_embedder_choose
     from ingest.store import get_store
     from ministral.tokens import get_counter
 
     config = llm_config(kb)
+    embedder: Embedder = get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND)
+    if kb is not None:
+        named = partial(embedder_named, model_path=settings.EMBEDDING_MODEL_PATH)
+        embedder = kb_embedder_choose(kb=kb, default=embedder, named=named)
     return ChatTools(
-        embedder=get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND),
+        embedder=embedder,
         store=get_store(),
         counter=get_counter(),
         llm=llm_client(config) if config is not None else None,
@@ -155,13 +163,19 @@ def chat_tools_warm() -> dict[str, float]:
     from PIL import Image
 
     from ingest.pipeline.embed import get_embedder
+    from ingest.services.embedders import kbs_embedders
     from ministral.tokens import get_counter
 
     def embedder() -> None:
-        # Several lengths: the first pass at each new input size is slower than the rest.
-        model = get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND)
-        for words in (2, 12, 40):
-            model.encode([" ".join(["warm"] * words)])
+        # The server's, and any other backend a knowledge base was indexed with. Several
+        # lengths: the first pass at each new input size is slower than the rest.
+        models: list[Embedder] = [
+            get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND)
+        ]
+        models += kbs_embedders()
+        for model in models:
+            for words in (2, 12, 40):
+                model.encode([" ".join(["warm"] * words)])
 
     def tokenizer() -> None:
         get_counter().text("warm up")

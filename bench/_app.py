@@ -113,6 +113,8 @@ def manage(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.
 
 def base_env(data_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
+    # A fresh DATA_DIR per run, but the int8 embedder built once, where `make run` keeps it.
+    env.setdefault("EMBEDDING_CACHE_DIR", str(REPO / "data" / "models"))
     env.update(
         DOCENT_ENV_FILE=os.devnull,  # never a developer's .env
         NO_PROXY="127.0.0.1,localhost",

@@ -26,6 +26,12 @@ a test that only grows the queue would never settle.
 
     .venv/bin/python bench/load.py [--chats 50] [--uploads 10] [--seconds 60]
         [--delay 0.02] [--answer-tokens 200] [--upload-interval 5] [--settle 600] [--keep]
+        [--direct-seconds 15] [--ramp 10,20,40,80 --ramp-seconds 15]
+
+After the load, the same number of clients stream straight from the stand-in model for
+`--direct-seconds`: the report sets Docent's first token and whole answer p95 beside the
+model's own (over by how many ms, and the ratio). `--ramp` then runs steps of that many
+chat clients and reports the highest chats/s whose first-token p95 stays under 2 s.
 
 `--uploads 0` is the chat-only concurrency benchmark (issue 4); the defaults are the load test
 (issue 7).
@@ -43,7 +49,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
-from _app import Docent, FakeLLM, document_text, exit_on_sigterm, http_client, seed
+from _app import (
+    LLM_KEY,
+    MODEL,
+    Docent,
+    FakeLLM,
+    document_text,
+    exit_on_sigterm,
+    http_client,
+    seed,
+)
 from _measure import SSE, Sampler, cpu_seconds, percentile, process_tree, progress
 from _setup import machine
 from chat_overhead import QUESTIONS, answer_text
@@ -127,6 +142,50 @@ async def one_chat(client: httpx.AsyncClient, app: Docent, tally: Tally, timeout
         tally.first_token.append(first)
 
 
+async def one_direct_chat(client: httpx.AsyncClient, llm: FakeLLM, tally: Tally) -> None:
+    """The same kind of stream straight from the stand-in model, as the baseline."""
+    question = POOL[tally.chats_started % len(POOL)]
+    tally.chats_started += 1
+    start = time.perf_counter()
+    parser, first, finished = SSE(), None, False
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": question}],
+        "stream": True,
+        "max_tokens": 1024,  # the answer is scripted: these only satisfy the server's checks
+        "temperature": 0.1,
+    }
+    try:
+        async with client.stream(
+            "POST",
+            f"{llm.base_url}/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {LLM_KEY}"},
+        ) as response:
+            if response.status_code != 200:
+                body_text = (await response.aread())[:300].decode(errors="replace")
+                return tally.error(tally.chat_errors, _status_kind(response.status_code), body_text)
+            async for line in response.aiter_lines():
+                event = parser.feed(line)
+                if event is None:
+                    continue
+                _, data = event
+                if data == "[DONE]":
+                    finished = True
+                elif first is None and isinstance(data, dict):
+                    choices = data.get("choices") or [{}]
+                    if (choices[0].get("delta") or {}).get("content"):
+                        first = time.perf_counter() - start
+    except httpx.HTTPError as exc:
+        return tally.error(tally.chat_errors, "model stream broken", repr(exc))
+    if not finished:
+        return tally.error(tally.chat_errors, "model stream broken", "no [DONE]")
+    tally.chats_ok += 1
+    tally.whole.append(time.perf_counter() - start)
+    if first is not None:
+        tally.first_token.append(first)
+
+
 async def chatter(
     client: httpx.AsyncClient,
     app: Docent,
@@ -136,6 +195,44 @@ async def chatter(
 ) -> None:
     while time.monotonic() < deadline:
         await one_chat(client, app, tally, timeout)
+
+
+async def run_direct(llm: FakeLLM, chats: int, seconds: float) -> Tally:
+    """`chats` clients streaming straight from the model for `seconds`: its own times."""
+    tally = Tally()
+    limits = httpx.Limits(max_connections=chats + 10)
+    async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=120) as client:
+        deadline = time.monotonic() + seconds
+
+        async def direct_chatter() -> None:
+            while time.monotonic() < deadline:
+                await one_direct_chat(client, llm, tally)
+
+        await asyncio.gather(*(direct_chatter() for _ in range(chats)))
+    return tally
+
+
+async def run_steps(app: Docent, steps: list[int], seconds: float, timeout: float) -> list[tuple]:
+    """The ramp: each step `n` concurrent chat clients for `seconds`; (n, chats/s, first
+    token p95 in s, errors) per step."""
+    rows = []
+    for clients in steps:
+        tally = Tally()
+        limits = httpx.Limits(max_connections=clients + 10)
+        async with httpx.AsyncClient(
+            trust_env=False, limits=limits, timeout=httpx.Timeout(timeout, connect=10)
+        ) as client:
+            start = time.monotonic()
+            deadline = start + seconds
+            await asyncio.gather(
+                *(chatter(client, app, tally, deadline, timeout) for _ in range(clients))
+            )
+            wall = time.monotonic() - start
+        p95 = percentile(tally.first_token, 95) if tally.first_token else float("inf")
+        errors = sum(tally.chat_errors.values())
+        rows.append((clients, tally.chats_ok / wall, p95, errors))
+        progress(f"ramp: {clients} clients, {tally.chats_ok / wall:.1f} chats/s, p95 {p95:.2f} s")
+    return rows
 
 
 async def uploader(
@@ -213,6 +310,8 @@ def report(
     cpu: dict[str, float],
     uploads: tuple[list[str], list[str], list[str], list[str]],
     alive: dict[str, bool],
+    direct: Tally | None = None,
+    ramp: list[tuple] | None = None,
 ) -> bool:
     """Print the report; True if the goal is met."""
     start, deadline, chats_done, settled = phases
@@ -234,6 +333,8 @@ def report(
         f"{ms(tally.first_token, 50)}  p95 {ms(tally.first_token, 95)}; whole answer p50 "
         f"{ms(tally.whole, 50)}  p95 {ms(tally.whole, 95)}"
     )
+    if direct is not None:
+        compare(args, tally, direct)
     ready, failed, missing, unsettled = uploads
     lost = len(missing) + len(unsettled)
     if args.uploads:
@@ -270,6 +371,17 @@ def report(
         web = cpu["web (uvicorn)"] / tally.chats_ok
         note = " (uploads included)" if args.uploads else ""
         print(f"  web CPU per completed chat: {web * 1000:.0f} ms{note}")
+    if ramp:
+        print(
+            f"Ramp (one web process; each step that many chat clients for {args.ramp_seconds:g} s):"
+        )
+        for clients, rate, p95, errors in ramp:
+            print(
+                f"  {clients:4d} clients {rate:6.1f} chats/s  first token p95 "
+                f"{p95 * 1000:8,.0f} ms  errors {errors}"
+            )
+        best = max((rate for _, rate, p95, errors in ramp if p95 <= 2 and not errors), default=0)
+        print(f"  chats/s before first-token p95 passes 2 s: {best:.1f} (goal >= 15)")
     dead = [name for name, ok in alive.items() if not ok]
     server_errors = sum(tally.chat_errors.values()) + sum(tally.upload_errors.values())
     reasons = []
@@ -288,6 +400,25 @@ def report(
     return not reasons
 
 
+def compare(args: argparse.Namespace, tally: Tally, direct: Tally) -> None:
+    """Docent's stream times beside the model's own, measured in the same run."""
+    print(
+        f"Model alone ({args.chats} streams straight from the stand-in for "
+        f"{args.direct_seconds:g} s, {direct.chats_ok} completed, errors: "
+        f"{errors_line(direct.chat_errors)}): first token p50 {ms(direct.first_token, 50)}  "
+        f"p95 {ms(direct.first_token, 95)}; whole answer p50 {ms(direct.whole, 50)}  "
+        f"p95 {ms(direct.whole, 95)}"
+    )
+    for kind, detail in direct.examples.items():
+        print(f"  example {kind}: {detail}")
+    if not (direct.first_token and tally.first_token and direct.whole and tally.whole):
+        return
+    over = percentile(tally.first_token, 95) - percentile(direct.first_token, 95)
+    ratio = percentile(tally.whole, 95) / percentile(direct.whole, 95)
+    print(f"  first token p95 over the model's own: {over * 1000:,.0f} ms (goal <= 1,000 ms)")
+    print(f"  whole answer p95 / the model's own: {ratio:.2f}x (goal <= 1.3x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -302,7 +433,21 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=600, help="max s to wait for ingestion")
     parser.add_argument("--seed-docs", type=int, default=6, help="documents indexed beforehand")
     parser.add_argument("--keep", action="store_true", help="keep DATA_DIR and logs")
+    parser.add_argument(
+        "--direct-seconds",
+        type=float,
+        default=15,
+        help="baseline straight from the model (0: none)",
+    )
+    parser.add_argument(
+        "--ramp", default="", help="then steps of that many chat clients, e.g. 10,20,40,80"
+    )
+    parser.add_argument("--ramp-seconds", type=float, default=15, help="s per ramp step")
     args = parser.parse_args()
+    try:
+        steps = [int(n) for n in args.ramp.split(",") if n.strip()]
+    except ValueError:
+        parser.error("--ramp takes client counts separated by commas, e.g. 10,20,40")
     exit_on_sigterm()
     if args.chats < 0 or args.uploads < 0 or args.chats + args.uploads == 0 or args.seconds <= 0:
         parser.error("need at least one chat client or uploader, and seconds > 0")
@@ -341,6 +486,11 @@ def main() -> int:
         time.sleep(1.5)  # one more memory sample at rest
         sampler.stop()
         alive = {"web": app.web.poll() is None, "worker": app.worker.poll() is None}
+        direct = None
+        if args.direct_seconds > 0 and args.chats:
+            progress(f"baseline: {args.chats} streams straight from the model")
+            direct = asyncio.run(run_direct(llm, args.chats, args.direct_seconds))
+        ramp = asyncio.run(run_steps(app, steps, args.ramp_seconds, args.chat_timeout))
         logs = {name: app.log_tail(name, 100_000) for name in ("web", "worker")}
     except (RuntimeError, httpx.HTTPError) as exc:
         print(f"load test could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -371,6 +521,8 @@ def main() -> int:
         cpu,
         (ready, failed, missing, unsettled),
         alive,
+        direct,
+        ramp,
     )
     for name, text in logs.items():
         bad = [

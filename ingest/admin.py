@@ -12,7 +12,7 @@ from ingest.services import (
     kb_delete,
     kb_update,
 )
-from ingest.services.embedders import kb_embedder_problem, server_embedder_name
+from ingest.services.embedders import kb_embedder_note
 from ingest.store import get_store
 
 
@@ -39,8 +39,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 
     @admin.display(description="Index")
     def index_status(self, obj: KnowledgeBase) -> str:
-        problem = kb_embedder_problem(kb=obj, embedder_name=server_embedder_name())
-        return problem or "Indexed with the server's embedder."
+        return kb_embedder_note(kb=obj) or "Indexed with the server's embedder."
 
     def save_model(self, request, obj, form, change) -> None:
         fields = {name: form.cleaned_data.get(name) for name in KnowledgeBase.SETTINGS}

@@ -10,6 +10,9 @@ import os
 import tempfile
 
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="docent-test-"))
+# One int8 embedder build for the run, shared by the subprocesses that have DATA_DIRs of
+# their own (the build takes about 10 s; each would otherwise make its own).
+os.environ.setdefault("EMBEDDING_CACHE_DIR", os.path.join(os.environ["DATA_DIR"], "models"))
 os.environ.setdefault("LLM_BASE_URL", "")
 # Test servers start in a second; tests that need the models load them themselves.
 os.environ.setdefault("WARM_UP", "false")

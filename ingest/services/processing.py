@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -38,7 +38,7 @@ from ingest.pipeline.types import (
 )
 from ingest.store import StoreUnavailable
 
-from .embedders import kb_embedder_claim
+from .embedders import kb_embedder_settle
 from .files import asset_prefix, storage_delete_tree
 from .generations import generation_discard, generations_keep_only
 from .lifecycle import (
@@ -144,7 +144,8 @@ def _pipeline(
 ) -> tuple[ExtractionEnd, list[ImageData], list[ChunkDraft], list[str]]:
     """Extract (sandboxed), chunk and embed, overlapping: pages are chunked and embedded
     in batches while the child process is still reading later pages."""
-    kb_embedder_claim(kb=document.kb, embedder_name=tools.embedder.name)
+    # From here on "the embedder" is this knowledge base's own (see kb_embedder_settle).
+    tools = replace(tools, embedder=kb_embedder_settle(kb=document.kb, tools=tools))
     chunker = Chunker(
         count_tokens=tools.embedder.count_tokens,
         max_tokens=min(settings.CHUNK_MAX_TOKENS, tools.embedder.max_tokens),

@@ -85,3 +85,29 @@ def test_data_dirs_never_mix(tmp_path):
     (db1, media1, key1), (db2, media2, key2) = outputs
     assert str(tmp_path / "one") in db1 and str(tmp_path / "two") in db2
     assert media1 != media2 and key1 != key2
+
+
+def test_env_example_as_it_ships_keeps_every_folder_in_data_dir(tmp_path):
+    """Copying .env.example to .env changes nothing: its blank paths mean the defaults."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from django.conf import settings as s; import django; django.setup();"
+            "print(s.MEDIA_ROOT, s.EMBEDDING_CACHE_DIR, s.EMBEDDING_BACKEND)",
+        ],
+        cwd=REPO,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATA_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "assistant.settings",
+            "DOCENT_ENV_FILE": str(REPO / ".env.example"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    media, cache, backend = result.stdout.split()
+    assert media == str(tmp_path / "files") and cache == str(tmp_path / "models")
+    assert backend == "onnx-int8"

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 BENCH = REPO / "bench"
 TIMEOUT = 420  # seconds for all of them; typically well under two minutes
 RUNS = {
-    "test_load": "load.py --chats 8 --uploads 2 --seconds 10 --seed-docs 2 --upload-interval 2",
+    "test_load": "load.py --chats 8 --uploads 2 --seconds 10 --seed-docs 2 --upload-interval 2"
+    " --direct-seconds 3 --ramp 2,4 --ramp-seconds 3",
     "test_chat_overhead": "chat_overhead.py --requests 5 --tokens 100 --pairs 2 --docs 2",
     "test_query_latency": "query_latency.py --sizes 2000 --queries 5",
     "test_packing_speed": "packing_speed.py --runs 3",
@@ -136,6 +137,19 @@ def test_load(runs):
         peak = number(run.line(process), r"^\D+\s+\d+\s+(\d+)")
         assert 50 < peak < 8000, run.line(process)  # every process was sampled
     assert run.line("Goal:").endswith(": met")
+    # The model's own times, from the same run, and Docent's beside them.
+    alone = run.line("Model alone")
+    assert number(alone, r"\((\d+) streams") == 8 and "errors: none" in alone, alone
+    assert number(alone, r"whole answer p50 ([\d,]+) ms") > 0
+    assert re.fullmatch(
+        r"first token p95 over the model's own: -?[\d,]+ ms .*", run.line("first token p95 over")
+    )
+    assert number(run.line("whole answer p95 /"), r"own: ([\d.]+)x") >= 0.5
+    steps = [x.strip() for x in run.stdout.splitlines() if re.match(r"\s+\d+ clients", x)]
+    assert [s.split()[0] for s in steps] == ["2", "4"] and all(
+        s.endswith("errors 0") for s in steps
+    )
+    assert number(run.line("chats/s before"), r"2 s: ([\d.]+)") > 0
 
 
 def test_chat_overhead(runs):

@@ -1,8 +1,11 @@
 """`manage.py kb_reindex SLUG... | --mismatched`: index knowledge bases again with the
 server's embedder, after a change of EMBEDDING_BACKEND or EMBEDDING_MODEL_PATH.
 
-Their vectors are dropped and every document is queued for the worker; lexical search
-keeps answering meanwhile.
+After a change of backend it is optional: a knowledge base keeps answering with the
+backend that indexed it, and this moves it to the server's (int8 embeds a question in a
+third of torch's CPU). After a change of model it is needed. Its vectors are dropped and
+every document is queued for the worker; lexical search keeps answering meanwhile, and
+each document's vectors are back as soon as the worker has done it.
 """
 
 from __future__ import annotations

@@ -45,9 +45,10 @@ class Command(BaseCommand):
     ) -> None:
         from django_tasks_db.management.commands.db_worker import Worker
 
+        from ingest.models import KnowledgeBase
         from ingest.pipeline.sandbox import sandbox_warm_up
         from ingest.services import documents_recover, ingest_tools, worker_identity
-        from ingest.services.embedders import kb_embedder_problem, kbs_embedder_mismatched
+        from ingest.services.embedders import kb_embedder_note, kbs_embedders
 
         lanes = [name.strip() for name in queues.split(",") if name.strip()]
         unknown = set(lanes) - set(settings.TASKS["default"]["QUEUES"])
@@ -59,13 +60,14 @@ class Command(BaseCommand):
         logging.getLogger("docent").setLevel(settings.LOG_LEVEL)
         owner = worker_identity()
         tools = ingest_tools()  # load the model and reach Chroma before taking work
-        tools.embedder.count_tokens(["warm up"])
+        for embedder in [tools.embedder, *kbs_embedders()]:
+            embedder.encode(["warm up"])
         sandbox_warm_up()
         recovered = documents_recover(store=tools.store)
         if recovered:
             self.stdout.write(f"Recovered {len(recovered)} interrupted document(s): {recovered}")
-        for kb in kbs_embedder_mismatched(embedder_name=tools.embedder.name):
-            self.stderr.write(kb_embedder_problem(kb=kb, embedder_name=tools.embedder.name))
+        for kb in KnowledgeBase.objects.exclude(embedder__in=("", tools.embedder.name)):
+            self.stderr.write(kb_embedder_note(kb=kb))
         self.stdout.write(
             f"Worker {owner} ready (model {tools.embedder.name}, lanes {','.join(lanes)}).",
             ending="\n",
