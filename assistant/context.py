@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import cast
 
 from django.conf import settings
 
 from ingest.models import KnowledgeBase
 from ingest.selectors import asset_by_id
+from ingest.services.calibration import kb_match_threshold
 from ministral.registry import ModelInfo
 
 from .packing import Budget, ImageInput, PackedRequest, PackingError, Turn, pack_context
 from .prompts import default_system_prompt, system_parts
+from .relevance import hits_match, passages_strong
 from .retrieval import Mode, RetrievalConfig, passages_from_hits, retrieve
 from .screenshots import Screenshot, asset_image
 from .tools import ChatTools
@@ -61,7 +64,11 @@ def context_pack(
     hits = retrieve(
         kb=kb, query=query, embedder=tools.embedder, store=tools.store, limit=100, config=config
     )
-    passages = passages_from_hits(hits)
+    threshold = kb_match_threshold(kb=kb)
+    match = hits_match(
+        hits=hits, query=query, threshold=threshold, with_screenshots=bool(screenshots)
+    )
+    passages = passages_strong(passages_from_hits(hits), match=match, query=query)
     passage_images: dict[int, ImageInput] = {}
     if info is not None and info.vision:
         for index, passage in enumerate(passages[:8]):
@@ -71,7 +78,7 @@ def context_pack(
             if image is not None:
                 passage_images[index] = image
     instructions = default_system_prompt(kb)
-    return pack_context(
+    packed = pack_context(
         system_prompt=system_parts(instructions, reasoning=bool(info and info.reasoning)),
         history=history,
         question=question,
@@ -82,3 +89,7 @@ def context_pack(
         budget=budget,
         counter=tools.counter,
     )
+    if match.matched:
+        return packed
+    nearest = tuple(dict.fromkeys(h.chunk.document_name for h in hits))[:3]
+    return replace(packed, matched=False, nearest_documents=nearest)

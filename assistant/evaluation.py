@@ -25,8 +25,10 @@ from ingest.services import (
     kb_delete,
     kb_get_or_create,
 )
+from ingest.services.calibration import kb_match_threshold
 
 from .context import context_pack
+from .relevance import hits_match
 from .tools import ChatTools
 
 SUPPORTED_SUFFIXES = {
@@ -75,6 +77,10 @@ class EvalReport:
     ingest_seconds: float = 0.0
     query_ms_p50: float = 0.0
     failed_documents: list[str] = field(default_factory=list)
+    match_threshold: float = 0.0  # the knowledge base's calibrated bar (cosine)
+    positives_refused: float = 0.0  # share of the set's questions answered "no match"
+    negatives: int = 0  # off-topic questions asked (--negatives)
+    negatives_refused: float | None = None  # share of them answered "no match"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +125,24 @@ def beir_load(root: Path) -> BeirSet:
     return BeirSet(corpus, queries, qrels)
 
 
+def beir_queries(path: Path) -> dict[str, str]:
+    """Questions alone, in BEIR's queries.jsonl format (used for off-topic negatives)."""
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing")
+    queries = {}
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            queries[str(row["_id"])] = str(row["text"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DatasetError(f"{path.name} line {line_no}: {exc}") from exc
+    if not queries:
+        raise DatasetError(f"{path} holds no questions")
+    return queries
+
+
 def evaluation_run(
     *,
     dataset: BeirSet,
@@ -127,9 +151,12 @@ def evaluation_run(
     mode: str = "hybrid",
     distractors: Path | None = None,
     budgets: Iterable[int] = (4_000, 16_000, 64_000),
+    negatives: dict[str, str] | None = None,
     on_progress: Callable[[str, int, int], None] = lambda stage, done, total: None,
 ) -> EvalReport:
-    """Ingest into a throwaway knowledge base, run every query, then delete the KB."""
+    """Ingest into a throwaway knowledge base, run every query, then delete the KB.
+
+    `negatives` are off-topic questions: each should get "no match"."""
     kb = kb_get_or_create(name=f"eval-{uuid.uuid4().hex[:12]}")
     try:
         started = time.monotonic()
@@ -138,13 +165,20 @@ def evaluation_run(
             _ingest_distractors(kb, distractors, ingest_tools, on_progress) if distractors else 0
         )
         ingest_seconds = time.monotonic() - started
+        kb.refresh_from_db()  # with the match threshold its ingest calibrated
         scores = _score(kb, dataset, doc_ids, chat_tools, mode, list(budgets), on_progress)
+        refused = None
+        if negatives:
+            refused = _refused(kb, list(negatives.values()), chat_tools, mode, on_progress)
         return EvalReport(
             mode=mode,
             documents=len(doc_ids),
             distractors=noise,
             ingest_seconds=round(ingest_seconds, 1),
             failed_documents=failed,
+            match_threshold=kb_match_threshold(kb=kb),
+            negatives=len(negatives or {}),
+            negatives_refused=refused,
             **scores,
         )
     finally:
@@ -215,6 +249,8 @@ def _score(
 
     hits_at = {1: 0, 5: 0, 10: 0}
     mrr = ndcg = 0.0
+    refused = 0
+    threshold = kb_match_threshold(kb=kb)
     in_context = {b: 0 for b in budgets}
     latencies = []
     config = RetrievalConfig(mode=cast(Mode, mode))
@@ -232,6 +268,7 @@ def _score(
             config=config,
         )
         latencies.append((time.perf_counter() - started) * 1000)
+        refused += not hits_match(hits=hits, query=question, threshold=threshold).matched
         found = dict.fromkeys(doc_ids.get(h.chunk.document_id) for h in hits)
         ranking = [r for r in found if r is not None]
         first = next((i for i, doc in enumerate(ranking) if doc in relevant), None)
@@ -271,4 +308,26 @@ def _score(
         "ndcg_at_10": round(ndcg / count, 3),
         "context_recall": {str(b): round(in_context[b] / count, 3) for b in budgets},
         "query_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else 0.0,
+        "positives_refused": round(refused / count, 3),
     }
+
+
+def _refused(kb, questions: list[str], tools: ChatTools, mode: str, on_progress) -> float:
+    """The share of `questions` the knowledge base answers "no match", as chat would."""
+    from .retrieval import Mode, RetrievalConfig, retrieve
+
+    config = RetrievalConfig(mode=cast(Mode, mode))
+    threshold = kb_match_threshold(kb=kb)
+    refused = 0
+    for n, question in enumerate(questions):
+        on_progress("negatives", n, len(questions))
+        hits = retrieve(
+            kb=kb,
+            query=question,
+            embedder=tools.embedder,
+            store=tools.store,
+            limit=100,
+            config=config,
+        )
+        refused += not hits_match(hits=hits, query=question, threshold=threshold).matched
+    return round(refused / len(questions), 3)

@@ -67,6 +67,11 @@ class PackedRequest:
     history_turns: int  # earlier turns that made it in
     omitted_passages: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # False when nothing in the knowledge base matched the question closely enough (see
+    # assistant/relevance.py): then no source was sent, and these are the nearest
+    # documents' names, for saying where else to look.
+    matched: bool = True
+    nearest_documents: tuple[str, ...] = ()
 
 
 class PackingError(ValueError):

@@ -6,6 +6,7 @@ retrieved text and the conversation, all of which the asker may see anyway.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ingest.models import KnowledgeBase
@@ -67,29 +68,30 @@ def rewrite_messages(
 
 # Retrieval-only answers show only passages that score close to the best one (a fused
 # score: cosine similarity plus a lexical bonus), so that filler ranked fourth doesn't sit
-# beside the passage that answers; below WEAK_MATCH even the best is only the nearest text.
+# beside the passage that answers. Passages below the knowledge base's match threshold
+# never get here (assistant/relevance.py).
 RETRIEVAL_ONLY_PASSAGES = 3
 CLOSE_TO_BEST = 0.8
-WEAK_MATCH = 0.3
 
 
-def retrieval_only_answer(packed: PackedRequest) -> str:
-    """Without a model: the best passages with their citations, clearly labelled as such."""
+def retrieval_only_answer(packed: PackedRequest, *, kb_name: str = "the knowledge base") -> str:
+    """Without a model: the best passages with their citations, clearly labelled as such;
+    when nothing matches, that plainly, with the nearest documents by name."""
     header = (
         "**Retrieval only:** no language model is configured, so here are the most relevant "
         "passages from the knowledge base instead of a written answer."
     )
+    if not packed.matched:
+        text = f"**No match:** nothing in {kb_name} answers this question."
+        if packed.nearest_documents:
+            names = ", ".join(f"*{_markdown_plain(n)}*" for n in packed.nearest_documents)
+            text += f" The nearest documents are {names}, but they don't cover it closely."
+        return text
     if not packed.sources:
         return header + "\n\nThe knowledge base has no passages that match this question."
     best = max(source.passage.score for source in packed.sources)
     shown = [s for s in packed.sources if s.passage.score >= best * CLOSE_TO_BEST]
     parts = [header]
-    if best < WEAK_MATCH:
-        parts.append(
-            "Nothing in the knowledge base matches this question closely; this is the "
-            "nearest text it has."
-        )
-        shown = shown[:1]
     for source in shown[:RETRIEVAL_ONLY_PASSAGES]:
         passage = source.passage
         where = passage.document_name
@@ -100,3 +102,8 @@ def retrieval_only_answer(packed: PackedRequest) -> str:
             excerpt = excerpt[:600].rsplit(" ", 1)[0] + " …"
         parts.append(f"> {excerpt}\n\n— {where} [{source.number}]")
     return "\n\n".join(parts)
+
+
+def _markdown_plain(text: str) -> str:
+    """A document name shown as literal text inside Markdown emphasis."""
+    return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", " ".join(text.split()))

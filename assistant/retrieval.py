@@ -49,6 +49,7 @@ class Hit:
     score: float
     dense_rank: int | None = None  # 1-based
     lexical_rank: int | None = None
+    similarity: float | None = None  # cosine to the question; None: only BM25 found it
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Passage:
     chunks: tuple[ChunkRow, ...]
     score: float
     pages: tuple[int, ...] = field(default_factory=tuple)
+    similarity: float | None = None  # its closest chunk's cosine to the question
 
     @property
     def text(self) -> str:
@@ -133,10 +135,12 @@ def fuse(
     """
     chunks: dict[int, ChunkRow] = {}
     score: dict[int, float] = {}
+    cosine: dict[int, float] = {}
     ranks: dict[int, list[int | None]] = defaultdict(lambda: [None, None])
     if config.mode != "lexical":
         for rank, (chunk, similarity) in enumerate(dense, start=1):
             chunks[chunk.pk], score[chunk.pk] = chunk, similarity
+            cosine[chunk.pk] = similarity
             ranks[chunk.pk][0] = rank
     if config.mode != "dense" and lexical:
         floor = min((s for _, s in dense), default=0.0)
@@ -147,7 +151,9 @@ def fuse(
             score[chunk.pk] = score.get(chunk.pk, floor) + weight * bm25 / best
             ranks[chunk.pk][1] = rank
     ordered = sorted(score, key=lambda pk: (-score[pk], ranks[pk][0] or 10**9))
-    return [Hit(chunks[pk], score[pk], *ranks[pk]) for pk in ordered]
+    return [
+        Hit(chunks[pk], score[pk], ranks[pk][0], ranks[pk][1], cosine.get(pk)) for pk in ordered
+    ]
 
 
 PASSAGE_MAX_TOKENS = 1024  # neighbours merge up to this size; a longer run is split
@@ -192,6 +198,12 @@ def _passage(group: list[Hit]) -> Passage:
     chunks = tuple(h.chunk for h in group)
     pages = tuple(sorted({c.page for c in chunks if c.page}))
     first = chunks[0]
+    similarities = [h.similarity for h in group if h.similarity is not None]
     return Passage(
-        first.document_id, first.document_name, chunks, max(h.score for h in group), pages
+        first.document_id,
+        first.document_name,
+        chunks,
+        max(h.score for h in group),
+        pages,
+        max(similarities) if similarities else None,
     )

@@ -270,7 +270,7 @@ def _answer_body(
             },
         )
         if llm is None:
-            reply.content = retrieval_only_answer(packed)
+            reply.content = retrieval_only_answer(packed, kb_name=kb.name)
             yield ChatEvent("delta", {"text": reply.content})
             return
         yield ChatEvent("status", {"stage": "generating"})

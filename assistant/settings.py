@@ -365,6 +365,15 @@ INGEST_MAX_ATTEMPTS = _get("int", "INGEST_MAX_ATTEMPTS", 3, minimum=1)
 WORKER_LEASE_SECONDS = _get("float", "WORKER_LEASE_SECONDS", 60.0, minimum=1)
 # Uploads smaller than this (bytes) go to the "small" lane, which a worker of its own serves.
 INGEST_SMALL_BYTES = _get("int", "INGEST_SMALL_BYTES", 256 * 1024, minimum=0)
+# Worker processes `manage.py serve` starts. Each takes one document at a time and holds
+# about 1 GB, and embedding a batch uses two cores well, so one per two cores (at most 8)
+# takes both lanes; INGEST_SMALL_WORKERS more take only small files.
+INGEST_WORKERS = _get(
+    "int", "INGEST_WORKERS", min(8, max(1, (os.cpu_count() or 1) // 2)), minimum=0, maximum=64
+)
+INGEST_SMALL_WORKERS = _get("int", "INGEST_SMALL_WORKERS", 1, minimum=0, maximum=64)
+if INGEST_WORKERS + INGEST_SMALL_WORKERS == 0:
+    raise ImproperlyConfigured("INGEST_WORKERS and INGEST_SMALL_WORKERS can't both be 0")
 OCR_ENABLED = _get("bool", "OCR_ENABLED", True)
 OCR_MIN_TEXT_HEIGHT_PX = _get("int", "OCR_MIN_TEXT_HEIGHT_PX", 32, minimum=1)
 CHUNK_MAX_TOKENS = _get("int", "CHUNK_MAX_TOKENS", 200, minimum=16)

@@ -21,6 +21,8 @@ def django_setup(data_dir: str | None = None) -> Path:
         data_dir = tempfile.mkdtemp(prefix="docent-bench-")
         atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     os.environ["DATA_DIR"] = data_dir
+    # The int8 embedder built once, where `make run` keeps it, not once per throwaway dir.
+    os.environ.setdefault("EMBEDDING_CACHE_DIR", str(REPO / "data" / "models"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django

@@ -12,6 +12,7 @@ from ingest.services import (
     kb_delete,
     kb_update,
 )
+from ingest.services.calibration import kb_match_threshold
 from ingest.services.embedders import kb_embedder_note
 from ingest.store import get_store
 
@@ -20,7 +21,7 @@ from ingest.store import get_store
 class KnowledgeBaseAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "visibility", "model", "created_at"]
     search_fields = ["name"]
-    readonly_fields = ["uid", "embedder", "index_status", "created_at", "updated_at"]
+    readonly_fields = ["uid", "embedder", "index_status", "match", "created_at", "updated_at"]
     filter_horizontal = ["members"]
     fieldsets = [
         (None, {"fields": ["name", "description", "visibility", "members"]}),
@@ -34,12 +35,28 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Record", {"fields": ["uid", "embedder", "index_status", "created_at", "updated_at"]}),
+        (
+            "Record",
+            {"fields": ["uid", "embedder", "index_status", "match", "created_at", "updated_at"]},
+        ),
     ]
 
     @admin.display(description="Index")
     def index_status(self, obj: KnowledgeBase) -> str:
         return kb_embedder_note(kb=obj) or "Indexed with the server's embedder."
+
+    @admin.display(description="No-match threshold")
+    def match(self, obj: KnowledgeBase) -> str:
+        threshold = kb_match_threshold(kb=obj)
+        how = (
+            f"calibrated on its {obj.match_calibrated_chunks:,} passages"
+            if obj.match_threshold is not None
+            else "the default, until it has enough passages to calibrate on"
+        )
+        return (
+            f"{threshold:.3f} ({how}). A question whose best passage is less similar than "
+            'this is answered "no match" instead of with the nearest text.'
+        )
 
     def save_model(self, request, obj, form, change) -> None:
         fields = {name: form.cleaned_data.get(name) for name in KnowledgeBase.SETTINGS}

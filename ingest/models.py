@@ -86,6 +86,11 @@ class KnowledgeBase(models.Model):
     # The embedder (model and backend) that made this knowledge base's vectors; blank until
     # its first document is indexed. Another embedder's vectors are never mixed in.
     embedder = models.CharField(max_length=200, blank=True, editable=False)
+    # How close (cosine) a question's best passage must be for this knowledge base to
+    # count as answering it, calibrated from its own vectors (ingest/services/calibration.py)
+    # when its size has changed enough; null until it has enough passages.
+    match_threshold = models.FloatField(null=True, blank=True, editable=False)
+    match_calibrated_chunks = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -57,6 +57,8 @@ class VectorStore(Protocol):
 
     def count(self, *, collection: str) -> int: ...
 
+    def vectors(self, *, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
     def collection_names(self) -> set[str]: ...
 
     def drop(self, *, collection: str) -> None: ...
@@ -253,6 +255,22 @@ class ChromaStore:
 
     def count(self, *, collection: str) -> int:
         return int(self._call(lambda c: self._collection(c, collection).count()))
+
+    def vectors(self, *, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of `ids` (those the collection holds), by id."""
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), _PAGE):
+            batch = list(ids[start : start + _PAGE])
+
+            def read(client: Any, batch: list[str] = batch) -> dict[str, np.ndarray]:
+                got = self._collection(client, collection).get(ids=batch, include=["embeddings"])
+                return {
+                    vid: np.asarray(vector, dtype=np.float32)
+                    for vid, vector in zip(got["ids"], got["embeddings"], strict=True)
+                }
+
+            found.update(self._call(read))
+        return found
 
     def collection_names(self) -> set[str]:
         return {c.name for c in self._call(lambda c: c.list_collections())}

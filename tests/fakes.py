@@ -86,6 +86,10 @@ class MemoryStore:
     def count(self, *, collection: str) -> int:
         return len(self.collections.get(collection, {}))
 
+    def vectors(self, *, collection: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        rows = self.collections.get(collection, {})
+        return {vid: rows[vid][0] for vid in ids if vid in rows}
+
     def collection_names(self) -> set[str]:
         return set(self.collections)
 

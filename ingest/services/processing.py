@@ -38,6 +38,7 @@ from ingest.pipeline.types import (
 )
 from ingest.store import StoreUnavailable
 
+from .calibration import kb_calibrate_if_changed
 from .embedders import kb_embedder_settle
 from .files import asset_prefix, storage_delete_tree
 from .generations import generation_discard, generations_keep_only
@@ -101,6 +102,7 @@ def document_ingest(
         assets = _save_assets(document, generation, images)
         _commit(document, owner, generation, end, drafts, vector_ids, assets)
         generations_keep_only(document=document, live=generation, store=tools.store)
+        _calibrate(document, tools)
     except IngestError as exc:
         failure = DocumentFailure.UNREADABLE if exc.permanent else DocumentFailure.INTERRUPTED
         return _fail(document, owner, tools, str(exc), failure)
@@ -130,6 +132,15 @@ def document_ingest(
             document_let_go(document_id=document.pk, owner=owner)  # if cancelled under us
     document.refresh_from_db()
     return document
+
+
+def _calibrate(document: Document, tools: IngestTools) -> None:
+    """The knowledge base's match threshold, after it has changed enough; a failure here
+    only leaves the old threshold in place, never fails the document."""
+    try:
+        kb_calibrate_if_changed(kb=document.kb, store=tools.store)
+    except (StoreUnavailable, OperationalError) as exc:
+        logger.warning("Knowledge base %s not recalibrated: %s", document.kb.slug, exc)
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,28 @@ def test_each_mode_runs_and_prints_a_table(beir, mode):
     )
 
 
+OFF_TOPIC = [
+    "Who won the football world cup in 1954?",
+    "How long should sourdough bread rise before baking?",
+    "What is the capital city of Peru?",
+    "How do I patch the inner tube of a bicycle tyre?",
+]
+
+
+def test_off_topic_questions_are_counted_as_refused_and_real_ones_not(beir, tmp_path):
+    negatives = tmp_path / "negatives.jsonl"
+    negatives.write_text(
+        "\n".join(json.dumps({"_id": f"n{i}", "text": t}) for i, t in enumerate(OFF_TOPIC))
+    )
+    result = evaluate("--beir", str(beir), "--negatives", str(negatives), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["negatives"] == 4 and report["negatives_refused"] == 1.0
+    assert report["positives_refused"] == 0.0 and 0.25 <= report["match_threshold"] <= 0.4
+    text = evaluate("--beir", str(beir), "--negatives", str(negatives)).stdout
+    assert "positives_refused 0.000  negatives_refused 1.000 of 4" in text
+
+
 def test_not_a_beir_folder_is_a_clear_error(tmp_path):
     result = evaluate("--beir", str(tmp_path))
     assert result.returncode != 0 and "corpus.jsonl is missing" in result.stderr

@@ -293,10 +293,24 @@ def test_retrieval_only_answers_leave_out_filler_far_below_the_best_match(
     scores = [(s["document"], s.get("score")) for s in reply.sources]
     assert "firmware" in reply.content, scores
     assert "Lorem ipsum" not in reply.content and "paper tray" not in reply.content, scores
+    # Off-topic: said plainly, with the nearest documents by name and no passage at all.
     _events, reply = ask(kb, "Who won the football world cup in 1954?")
-    assert "Nothing in the knowledge base matches this question closely" in reply.content
-    quoted = [line for line in reply.content.splitlines() if line.startswith("> ")]
-    assert len(quoted) == 1  # only the nearest text, said to be only that
+    assert reply.content.startswith(f"**No match:** nothing in {kb.name} answers this question.")
+    assert "The nearest documents are *" in reply.content
+    assert not [line for line in reply.content.splitlines() if line.startswith("> ")]
+    assert reply.sources == []
+
+
+def test_an_off_topic_question_sends_the_model_no_sources(kb, ingest_text, llm_server):
+    ingest_text(kb, "printer.md", MANUAL)
+    events, _reply = ask(kb, "Who won the football world cup in 1954?")
+    assert sources_of(events) == []
+    assert "returned no passages" in user_text(llm_server.chat_requests[0])
+    assert "<source id=" not in user_text(llm_server.chat_requests[0])
+    # An error code the manual has verbatim is a match, however short the question.
+    llm_server.reset()
+    events, _reply = ask(kb, "E-42?")
+    assert sources_of(events) and '<source id="1"' in user_text(llm_server.chat_requests[0])
 
 
 def test_stopping_midway_saves_the_partial_answer_as_stopped(kb, ingest_text, llm_server):

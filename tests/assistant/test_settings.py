@@ -38,6 +38,8 @@ def test_env_example_lists_every_setting():
         ("EMAIL_BACKEND", "carrier.pigeon", "EMAIL_BACKEND must be one of console, smtp"),
         ("DEFAULT_FROM_EMAIL", "Docent", "DEFAULT_FROM_EMAIL must be an email address"),
         ("PASSWORD_RESET_WINDOW_SECONDS", "5", "PASSWORD_RESET_WINDOW_SECONDS must be at least 60"),
+        ("INGEST_WORKERS", "-1", "INGEST_WORKERS must be at least 0"),
+        ("INGEST_SMALL_WORKERS", "many", "INGEST_SMALL_WORKERS='many' is not a valid int"),
     ],
 )
 def test_invalid_settings_stop_start_up(tmp_path, name, value, message):

@@ -23,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--distractors", type=Path, help="Folder of extra files ingested as noise"
         )
+        parser.add_argument(
+            "--negatives",
+            type=Path,
+            help="Off-topic questions (BEIR queries.jsonl format) that should get no match",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object")
         parser.add_argument(
             "--budgets",
@@ -36,11 +41,12 @@ class Command(BaseCommand):
         beir: Path,
         mode: str,
         distractors: Path | None,
+        negatives: Path | None,
         json: bool,
         budgets: str,
         **options,
     ):
-        from assistant.evaluation import DatasetError, beir_load, evaluation_run
+        from assistant.evaluation import DatasetError, beir_load, beir_queries, evaluation_run
         from assistant.services import chat_tools
         from ingest.services import ingest_tools
 
@@ -48,6 +54,7 @@ class Command(BaseCommand):
             raise CommandError(f"--distractors {distractors}: not a folder")
         try:
             dataset = beir_load(beir)
+            off_topic = beir_queries(negatives) if negatives is not None else None
             budget_list = [int(b) for b in budgets.split(",") if b.strip()]
         except (DatasetError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
@@ -68,6 +75,7 @@ class Command(BaseCommand):
             mode=mode,
             distractors=distractors,
             budgets=budget_list,
+            negatives=off_topic,
             on_progress=progress,
         )
         for bar in bars.values():
@@ -86,6 +94,13 @@ class Command(BaseCommand):
         )
         recall = "  ".join(f"{int(b) // 1000}K {v:.3f}" for b, v in report.context_recall.items())
         self.stdout.write(f"Context recall: {recall}")
+        no_match = (
+            f"No match (threshold {report.match_threshold:.3f}): positives_refused "
+            f"{report.positives_refused:.3f}"
+        )
+        if report.negatives_refused is not None:
+            no_match += f"  negatives_refused {report.negatives_refused:.3f} of {report.negatives}"
+        self.stdout.write(no_match)
         self.stdout.write(
             f"Ingest {report.ingest_seconds:.0f} s; retrieval p50 {report.query_ms_p50:.0f} ms"
         )

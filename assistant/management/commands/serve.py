@@ -3,9 +3,10 @@
 Used by `make run`. Each part is its own process; this one supervises them, restarts
 a worker that dies, and stops everything on Ctrl-C.
 
-Ingest workers come in two lanes: `--workers` take both lanes (small files first), and
-`--small-workers` take only files under INGEST_SMALL_BYTES, so a small upload is indexed
-at once even while a long PDF keeps the other worker busy.
+Ingest workers come in two lanes: `--workers` (INGEST_WORKERS, one per two cores) take
+both lanes (small files first), and `--small-workers` (INGEST_SMALL_WORKERS) take only
+files under INGEST_SMALL_BYTES, so a small upload is indexed at once even while long PDFs
+keep the others busy.
 """
 
 from __future__ import annotations
@@ -48,13 +49,16 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.DOCENT_HOST)
         parser.add_argument("--port", type=int, default=settings.DOCENT_PORT)
         parser.add_argument(
-            "--workers", type=int, default=1, help="Ingest workers taking both lanes"
+            "--workers",
+            type=int,
+            default=settings.INGEST_WORKERS,
+            help="Ingest workers taking both lanes (INGEST_WORKERS)",
         )
         parser.add_argument(
             "--small-workers",
             type=int,
-            default=1,
-            help="Ingest workers taking only small files (under INGEST_SMALL_BYTES)",
+            default=settings.INGEST_SMALL_WORKERS,
+            help="Ingest workers taking only small files (INGEST_SMALL_WORKERS)",
         )
 
     def handle(
