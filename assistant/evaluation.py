@@ -28,7 +28,6 @@ from ingest.services import (
 from ingest.services.calibration import kb_match_threshold
 
 from .context import context_pack
-from .relevance import hits_match
 from .tools import ChatTools
 
 SUPPORTED_SUFFIXES = {
@@ -250,7 +249,6 @@ def _score(
     hits_at = {1: 0, 5: 0, 10: 0}
     mrr = ndcg = 0.0
     refused = 0
-    threshold = kb_match_threshold(kb=kb)
     in_context = {b: 0 for b in budgets}
     latencies = []
     config = RetrievalConfig(mode=cast(Mode, mode))
@@ -268,7 +266,6 @@ def _score(
             config=config,
         )
         latencies.append((time.perf_counter() - started) * 1000)
-        refused += not hits_match(hits=hits, query=question, threshold=threshold).matched
         found = dict.fromkeys(doc_ids.get(h.chunk.document_id) for h in hits)
         ranking = [r for r in found if r is not None]
         first = next((i for i, doc in enumerate(ranking) if doc in relevant), None)
@@ -282,19 +279,10 @@ def _score(
             g / math.log2(i + 2) for i, g in enumerate(sorted(relevant.values(), reverse=True)[:10])
         )
         ndcg += dcg / ideal if ideal else 0
-        for budget in budgets:
-            packed = context_pack(
-                kb=kb,
-                query=question,
-                question=question,
-                history=[],
-                screenshots=[],
-                info=None,
-                tools=tools,
-                max_output_tokens=0,
-                retrieval_budget=budget,
-                mode=mode,
-            )
+        packs = {budget: _pack(kb, question, tools, mode, budget) for budget in budgets}
+        matched = next(iter(packs.values())) if packs else _pack(kb, question, tools, mode)
+        refused += not matched.matched
+        for budget, packed in packs.items():
             packed_docs = {doc_ids.get(s.passage.document_id) for s in packed.sources}
             in_context[budget] += bool(packed_docs & relevant.keys())
     count = len(items)
@@ -312,22 +300,26 @@ def _score(
     }
 
 
+def _pack(kb, question: str, tools: ChatTools, mode: str, budget: int | None = None):
+    """What chat would pack for `question` (without a model), at `budget` tokens."""
+    return context_pack(
+        kb=kb,
+        query=question,
+        question=question,
+        history=[],
+        screenshots=[],
+        info=None,
+        tools=tools,
+        max_output_tokens=0,
+        retrieval_budget=budget,
+        mode=mode,
+    )
+
+
 def _refused(kb, questions: list[str], tools: ChatTools, mode: str, on_progress) -> float:
     """The share of `questions` the knowledge base answers "no match", as chat would."""
-    from .retrieval import Mode, RetrievalConfig, retrieve
-
-    config = RetrievalConfig(mode=cast(Mode, mode))
-    threshold = kb_match_threshold(kb=kb)
     refused = 0
     for n, question in enumerate(questions):
         on_progress("negatives", n, len(questions))
-        hits = retrieve(
-            kb=kb,
-            query=question,
-            embedder=tools.embedder,
-            store=tools.store,
-            limit=100,
-            config=config,
-        )
-        refused += not hits_match(hits=hits, query=question, threshold=threshold).matched
+        refused += not _pack(kb, question, tools, mode).matched
     return round(refused / len(questions), 3)

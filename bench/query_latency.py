@@ -265,7 +265,9 @@ def measure(size: int, queries: int) -> dict:
 
     kb = KnowledgeBase.objects.get(name=f"bench-{size}")
     times: dict[str, float] = dict.fromkeys(PARTS, 0.0)
-    embedder = _TimedEmbedder(get_embedder(settings.EMBEDDING_MODEL_PATH), times)
+    embedder = _TimedEmbedder(
+        get_embedder(settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND), times
+    )
     store = _TimedStore(get_store(), times)
     retrieval.chunks_search_lexical = _Timed(retrieval.chunks_search_lexical, "lexical", times)
     vocabulary = Vocabulary()
@@ -313,7 +315,9 @@ def run_one(size: int, queries: int, data_dir: Path) -> None:
     if marker.exists() and json.loads(marker.read_text()) == expected:
         result["reused"] = True
     else:
-        dimension = get_embedder(settings.EMBEDDING_MODEL_PATH).dimension
+        dimension = get_embedder(
+            settings.EMBEDDING_MODEL_PATH, settings.EMBEDDING_BACKEND
+        ).dimension
         result.update(load(size, dimension=dimension))
         marker.write_text(json.dumps(expected))
     result.update(measure(size, queries))

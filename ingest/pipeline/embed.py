@@ -315,15 +315,20 @@ def _torch_threads_apply() -> None:
 
 
 def get_embedder(
-    model_path: str = "", backend: str = "torch", cache_dir: Path | None = None
+    model_path: str = "", backend: str = "", cache_dir: Path | None = None
 ) -> SentenceEmbedder | OnnxEmbedder:
-    """The process-wide embedder for `model_path` ("" means the bundled default) on `backend`.
+    """The process-wide embedder for `model_path` ("" means the bundled default) on `backend`
+    ("" means EMBEDDING_BACKEND).
 
     `cache_dir` holds the onnx-int8 build (default: EMBEDDING_CACHE_DIR, DATA_DIR/models).
     """
     from django.core.exceptions import ImproperlyConfigured
 
     path = Path(model_path) if model_path else default_model_path()
+    if not backend:
+        from django.conf import settings
+
+        backend = settings.EMBEDDING_BACKEND
     if backend not in BACKENDS:
         raise ImproperlyConfigured(
             f"EMBEDDING_BACKEND {backend!r} is not one of {', '.join(BACKENDS)}"
