@@ -64,9 +64,11 @@ def context_pack(
     hits = retrieve(
         kb=kb, query=query, embedder=tools.embedder, store=tools.store, limit=100, config=config
     )
-    threshold = kb_match_threshold(kb=kb)
     match = hits_match(
-        hits=hits, query=query, threshold=threshold, with_screenshots=bool(screenshots)
+        hits=hits,
+        query=query,
+        threshold=kb_match_threshold(kb=kb),
+        with_screenshots=bool(screenshots),
     )
     passages = passages_strong(passages_from_hits(hits), match=match, query=query)
     passage_images: dict[int, ImageInput] = {}

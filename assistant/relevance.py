@@ -10,9 +10,9 @@ tokens poorly.
 Screenshots are not judged by the bar. The OCR text of a screenshot embeds far from a
 description of what it shows (bench/screenshot_similarity.py: 11 of Docent's own
 screenshots, each asked for by a description, reach cosine 0.08-0.57 to their own text,
-median 0.36), so a question whose best
-hit is an image whose words BM25 found too, or that comes with a pasted screenshot, is
-never refused, and image passages are never dropped as weak.
+median 0.36), so a question whose best hit is an image whose words BM25 found too, or
+that comes with a pasted screenshot, is never refused, and image passages are never
+dropped as weak.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def hits_match(
         return Match(bool(hits), None, threshold)
     # An image on top counts when its words were found too: an unrelated question can
     # top a small collection's screenshot by its vector alone.
-    image_first = bool(hits) and hits[0].chunk.asset_id is not None and hits[0].lexical_rank
+    image_first = (
+        bool(hits) and hits[0].chunk.asset_id is not None and (hits[0].lexical_rank is not None)
+    )
     if best >= threshold or with_screenshots or image_first or _code_found(hits, query):
         return Match(True, best, threshold)
     return Match(False, best, threshold)

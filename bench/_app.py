@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from _measure import process_state
-from _setup import REPO
+from _setup import EMBEDDING_CACHE, REPO
 
 LOOPBACK = "127.0.0.1"
 MODEL = "ministral-8b-2512"
@@ -113,8 +113,7 @@ def manage(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.
 
 def base_env(data_dir: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
-    # A fresh DATA_DIR per run, but the int8 embedder built once, where `make run` keeps it.
-    env.setdefault("EMBEDDING_CACHE_DIR", str(REPO / "data" / "models"))
+    env.setdefault("EMBEDDING_CACHE_DIR", str(EMBEDDING_CACHE))
     env.update(
         DOCENT_ENV_FILE=os.devnull,  # never a developer's .env
         NO_PROXY="127.0.0.1,localhost",

@@ -12,6 +12,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+# Benchmarks use throwaway DATA_DIRs but build the int8 embedder once, where `make run`
+# keeps it.
+EMBEDDING_CACHE = REPO / "data" / "models"
 
 
 def django_setup(data_dir: str | None = None) -> Path:
@@ -21,8 +24,7 @@ def django_setup(data_dir: str | None = None) -> Path:
         data_dir = tempfile.mkdtemp(prefix="docent-bench-")
         atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     os.environ["DATA_DIR"] = data_dir
-    # The int8 embedder built once, where `make run` keeps it, not once per throwaway dir.
-    os.environ.setdefault("EMBEDDING_CACHE_DIR", str(REPO / "data" / "models"))
+    os.environ.setdefault("EMBEDDING_CACHE_DIR", str(EMBEDDING_CACHE))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django

@@ -45,8 +45,10 @@ def kb_embedder_problem(*, kb: KnowledgeBase, embedder_name: str) -> str:
 def kb_embedder_note(*, kb: KnowledgeBase) -> str:
     """What an admin should know about `kb`'s vectors on this server; "" when it uses the
     server's own embedder (or has none yet). Loads no model."""
+    from django.conf import settings
+
     names = server_embedder_names()
-    server = server_embedder_name()
+    server = names[settings.EMBEDDING_BACKEND]
     if not kb.embedder or kb.embedder == server:
         return ""
     if kb.embedder in names.values():

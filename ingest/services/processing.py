@@ -102,7 +102,6 @@ def document_ingest(
         assets = _save_assets(document, generation, images)
         _commit(document, owner, generation, end, drafts, vector_ids, assets)
         generations_keep_only(document=document, live=generation, store=tools.store)
-        _calibrate(document, tools)
     except IngestError as exc:
         failure = DocumentFailure.UNREADABLE if exc.permanent else DocumentFailure.INTERRUPTED
         return _fail(document, owner, tools, str(exc), failure)
@@ -130,6 +129,7 @@ def document_ingest(
         heartbeat.stop()
         with contextlib.suppress(OperationalError):  # an outage: the lease then just expires
             document_let_go(document_id=document.pk, owner=owner)  # if cancelled under us
+    _calibrate(document, tools)
     document.refresh_from_db()
     return document
 
@@ -141,6 +141,8 @@ def _calibrate(document: Document, tools: IngestTools) -> None:
         kb_calibrate_if_changed(kb=document.kb, store=tools.store)
     except (StoreUnavailable, OperationalError) as exc:
         logger.warning("Knowledge base %s not recalibrated: %s", document.kb.slug, exc)
+    except Exception:  # the document is indexed either way
+        logger.exception("Knowledge base %s not recalibrated", document.kb.slug)
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,11 @@ def test_the_web_process_embeds_questions_on_one_thread_with_the_same_vectors(to
     assert result["threads"] == 1
     expected = torch.encode([question])[0]
     assert np.allclose(np.array(result["vector"], dtype=np.float32), expected, atol=1e-5)
+
+
+def test_without_a_backend_the_setting_chooses_it(settings, torch, int8):
+    """Benchmarks and commands that name no backend measure what the server runs."""
+    settings.EMBEDDING_BACKEND = "onnx-int8"
+    assert get_embedder("") is int8
+    settings.EMBEDDING_BACKEND = "torch"
+    assert get_embedder("") is torch

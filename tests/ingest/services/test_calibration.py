@@ -117,3 +117,14 @@ def test_the_admin_shows_the_threshold_and_where_it_comes_from(store, admin_clie
         f"{kb.match_threshold:.3f} (calibrated on its {kb.match_calibrated_chunks:,} passages)"
         in page
     )
+
+
+def test_a_calibration_that_fails_leaves_the_document_ready(caplog):
+    class VectorsFail(MemoryStore):
+        def vectors(self, *, collection, ids):
+            raise RuntimeError("the index could not hand back its vectors")
+
+    kb = kb_get_or_create(name="Manuals")
+    fill(kb, VectorsFail(), documents=1, paragraphs=30)  # asserts each document is ready
+    kb.refresh_from_db()
+    assert kb.match_threshold is None and "not recalibrated" in caplog.text
