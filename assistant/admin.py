@@ -261,3 +261,6 @@ class UsageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+from . import evaluation_admin  # noqa: E402, F401  (question sets and evaluation runs)

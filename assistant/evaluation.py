@@ -244,30 +244,18 @@ def _score(
     on_progress,
 ) -> dict:
     """Rank metrics, context recall per budget and retrieval latency over every query."""
-    from .retrieval import Mode, RetrievalConfig, retrieve
-
     hits_at = {1: 0, 5: 0, 10: 0}
     mrr = ndcg = 0.0
     refused = 0
     in_context = {b: 0 for b in budgets}
     latencies = []
-    config = RetrievalConfig(mode=cast(Mode, mode))
     items = list(dataset.qrels.items())
     for n, (query_id, relevant) in enumerate(items):
         on_progress("queries", n, len(items))
         question = dataset.queries[query_id]
-        started = time.perf_counter()
-        hits = retrieve(
-            kb=kb,
-            query=question,
-            embedder=tools.embedder,
-            store=tools.store,
-            limit=100,
-            config=config,
-        )
-        latencies.append((time.perf_counter() - started) * 1000)
-        found = dict.fromkeys(doc_ids.get(h.chunk.document_id) for h in hits)
-        ranking = [r for r in found if r is not None]
+        documents, ms = documents_ranked(kb=kb, query=question, tools=tools, mode=mode)
+        latencies.append(ms)
+        ranking = [doc_ids[d] for d in documents if d in doc_ids]
         first = next((i for i, doc in enumerate(ranking) if doc in relevant), None)
         if first is not None:
             for k in hits_at:
@@ -279,8 +267,8 @@ def _score(
             g / math.log2(i + 2) for i, g in enumerate(sorted(relevant.values(), reverse=True)[:10])
         )
         ndcg += dcg / ideal if ideal else 0
-        packs = {budget: _pack(kb, question, tools, mode, budget) for budget in budgets}
-        matched = next(iter(packs.values())) if packs else _pack(kb, question, tools, mode)
+        packs = {budget: question_pack(kb, question, tools, mode, budget) for budget in budgets}
+        matched = next(iter(packs.values())) if packs else question_pack(kb, question, tools, mode)
         refused += not matched.matched
         for budget, packed in packs.items():
             packed_docs = {doc_ids.get(s.passage.document_id) for s in packed.sources}
@@ -300,7 +288,27 @@ def _score(
     }
 
 
-def _pack(kb, question: str, tools: ChatTools, mode: str, budget: int | None = None):
+def documents_ranked(
+    *, kb: KnowledgeBase, query: str, tools: ChatTools, mode: str
+) -> tuple[list[int], float]:
+    """The knowledge base's document ids in the order retrieval finds them (their best
+    chunk's rank, of the best 100 chunks), and how long retrieval took (ms)."""
+    from .retrieval import Mode, RetrievalConfig, retrieve
+
+    started = time.perf_counter()
+    hits = retrieve(
+        kb=kb,
+        query=query,
+        embedder=tools.embedder,
+        store=tools.store,
+        limit=100,
+        config=RetrievalConfig(mode=cast(Mode, mode)),
+    )
+    ms = (time.perf_counter() - started) * 1000
+    return list(dict.fromkeys(h.chunk.document_id for h in hits)), ms
+
+
+def question_pack(kb, question: str, tools: ChatTools, mode: str, budget: int | None = None):
     """What chat would pack for `question` (without a model), at `budget` tokens."""
     return context_pack(
         kb=kb,
@@ -321,5 +329,5 @@ def _refused(kb, questions: list[str], tools: ChatTools, mode: str, on_progress)
     refused = 0
     for n, question in enumerate(questions):
         on_progress("negatives", n, len(questions))
-        refused += not _pack(kb, question, tools, mode).matched
+        refused += not question_pack(kb, question, tools, mode).matched
     return round(refused / len(questions), 3)

@@ -60,6 +60,11 @@ class Message(models.Model):
     sources = models.JSONField(default=list, blank=True)
     model = models.CharField(max_length=200, blank=True)
     retrieval_only = models.BooleanField(default=False)
+    matched = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether the knowledge base held a close enough passage (empty: not known)",
+    )
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     cost = models.DecimalField(
@@ -213,3 +218,74 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key} {self.window_start:%Y-%m-%d %H:%M}: {self.count}"
+
+
+class QuestionSet(models.Model):
+    """Questions with the documents that answer them, uploaded by staff to measure how a
+    knowledge base finds its answers (see assistant/evalruns.py)."""
+
+    kb = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="question_sets")
+    name = models.CharField(max_length=100)
+    source_name = models.CharField(max_length=255, blank=True, help_text="The uploaded file")
+    # [{"id": str, "text": str, "expected": [document file names]}]; an empty "expected"
+    # marks an off-topic question, which should get "no match".
+    questions = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kb.name})"
+
+    @property
+    def answerable(self) -> int:
+        return sum(1 for q in self.questions if q["expected"])
+
+    @property
+    def off_topic(self) -> int:
+        return len(self.questions) - self.answerable
+
+
+SEARCH_MODES = [("hybrid", "Hybrid"), ("dense", "Dense only"), ("lexical", "Words only")]
+
+
+class EvaluationRun(models.Model):
+    """One question set asked of its knowledge base as it was configured at the time."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    question_set = models.ForeignKey(QuestionSet, on_delete=models.CASCADE, related_name="runs")
+    mode = models.CharField(
+        max_length=16,
+        default="hybrid",
+        choices=SEARCH_MODES,
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="What changed, for you")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    done = models.PositiveIntegerField(default=0, help_text="Questions asked so far")
+    total = models.PositiveIntegerField(default=0)
+    snapshot = models.JSONField(default=dict, blank=True, help_text="Settings it ran with")
+    metrics = models.JSONField(default=dict, blank=True)
+    results = models.JSONField(default=list, blank=True, help_text="One entry per question")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.question_set.name}"

@@ -259,8 +259,8 @@ def _answer_body(
             max_output_tokens=max_output,
         )
         reply.sources = [_source_json(s) for s in packed.sources]
-        reply.prompt_tokens = packed.prompt_tokens
-        reply.save(update_fields=["retrieval_query", "sources", "prompt_tokens"])
+        reply.prompt_tokens, reply.matched = packed.prompt_tokens, packed.matched
+        reply.save(update_fields=["retrieval_query", "sources", "prompt_tokens", "matched"])
         yield ChatEvent(
             "sources",
             {

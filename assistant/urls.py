@@ -6,6 +6,7 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.generic import RedirectView
 
+from assistant import analytics_views as analytics
 from assistant import citation_views as citations
 from assistant import history_views as history
 from assistant import views as chat
@@ -43,6 +44,8 @@ urlpatterns = [
     ),
     path("kb/<slug:slug>/review/", chat.conversations_review, name="conversations-review"),
     path("kb/<slug:slug>/review/<str:uid>/", chat.conversation_review, name="conversation-review"),
+    path("kb/<slug:slug>/analytics/", analytics.analytics_page, name="analytics"),
+    path("kb/<slug:slug>/analytics.csv", analytics.analytics_csv, name="analytics-csv"),
     path("kbs/", documents.kb_list_page, name="kb-list"),
     path("kb/<slug:slug>/settings/", documents.kb_settings_page, name="kb-settings"),
     path("kb/<slug:slug>/documents/", documents.documents_page, name="documents"),

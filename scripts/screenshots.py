@@ -4,7 +4,8 @@ Starts a throwaway Docent on loopback (the stand-in model, one public knowledge 
 a manual, a staff account, a widget), serves a customer page with the widget from a
 second loopback address (127.0.0.2), and has Chromium (/usr/bin/chromium, never a
 downloaded one) capture: the chat page with a cited answer (also in dark mode), the
-documents page, the document viewer at a cited PDF page with the passage highlighted,
+documents page, the staff analytics page, an evaluation run and two runs compared in the
+admin, the document viewer at a cited PDF page with the passage highlighted,
 and the widget open on the customer's page.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
@@ -93,6 +94,57 @@ def host_page(app_url: str, widget: str) -> ThreadingHTTPServer:
     return server
 
 
+# Three weeks of questions for the analytics page: mostly answered, some off-topic ("no
+# match"), a few rated, some paraphrases of the same unanswered question.
+HISTORY = """
+import random
+from datetime import timedelta
+from django.utils import timezone
+from assistant.models import Conversation, Feedback, Message
+from ingest.models import KnowledgeBase
+kb = KnowledgeBase.objects.get(slug='SLUG')
+rng = random.Random(7)
+asked = ['How do I clear error E-42?', 'How do I load paper?', 'What does the amber light mean?']
+missed = ['Can it print on A3 paper?', 'Does it print A3?', 'Is A3 paper supported?',
+          'Is there a duplex unit?', 'Who makes the toner?']
+now = timezone.now()
+for back in range(21):
+    for n in range(rng.randint(3, 9)):
+        off = rng.random() < 0.22
+        question = rng.choice(missed if off else asked)
+        c = Conversation.objects.create(kb=kb, owner_key=f'visitor:{back}-{n}', title=question)
+        Message.objects.create(conversation=c, role='user', content=question)
+        a = Message.objects.create(conversation=c, role='assistant', content='...',
+            matched=not off, sources=[] if off else [{'document': 'printer-manual.md'}],
+            model='ministral-8b-2512', prompt_tokens=900, completion_tokens=80)
+        c.messages.update(created_at=now - timedelta(days=back, hours=n))
+        if rng.random() < 0.25:
+            Feedback.objects.create(message=a, owner_key=c.owner_key,
+                rating=-1 if off or rng.random() < 0.2 else 1,
+                comment='It does not say which trays take A3.' if off and n % 3 == 0 else '')
+"""
+
+# A question set, run as shipped and with word search only, for the evaluation pages.
+RUNS = """
+from assistant.evalruns import evaluation_run_execute, evaluation_run_queue
+from assistant.models import QuestionSet
+from assistant.tools import chat_tools
+from ingest.models import KnowledgeBase
+kb = KnowledgeBase.objects.get(slug='SLUG')
+rows = [('How do I clear error E-42?', ['printer-manual.md', 'printer-guide.pdf']),
+        ('What do I press after a jam?', ['printer-manual.md']),
+        ('How many sheets does the tray hold?', ['printer-guide.pdf']),
+        ('How often should the rollers be cleaned?', ['printer-guide.pdf']),
+        ('What should I remove when unpacking?', ['printer-guide.pdf']),
+        ('Which wine goes with fish?', []), ('Who painted the Mona Lisa?', [])]
+qs = QuestionSet.objects.create(kb=kb, name='Printer FAQ', source_name='printer-faq.csv',
+    questions=[{'id': str(n), 'text': t, 'expected': e} for n, (t, e) in enumerate(rows, 1)])
+for mode, note in (('lexical', 'trying word search'), ('hybrid', 'as shipped')):
+    run = evaluation_run_queue(question_set=qs, mode=mode, note=note)
+    evaluation_run_execute(run=run, tools=chat_tools(kb))
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
@@ -120,6 +172,8 @@ def main() -> int:
             "print(Widget.objects.create(name='Shop', kb=kb, allowed_origins='', "
             "starter_questions='How do I clear E-42?').public_id)",
         ).splitlines()[-1]
+        app._manage("shell", "-c", HISTORY.replace("SLUG", app.slug))
+        app._manage("shell", "-c", RUNS.replace("SLUG", app.slug))
         site = host_page(app.url, widget)
         origin = f"http://127.0.0.2:{site.server_address[1]}"
         app._manage(
@@ -191,6 +245,15 @@ def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) ->
                 page.click(".account-menu > summary")
                 shot("menu")
                 page.keyboard.press("Escape")
+            page.goto(f"{app.url}/kb/{app.slug}/analytics/")
+            page.wait_for_function("() => window.Chart && Chart.getChart('outcomes-chart')")
+            shot("analytics")
+            page.goto(f"{app.url}/admin/assistant/evaluationrun/")
+            page.locator("#result_list tbody th a").first.click()
+            shot("evaluation-run")
+            page.select_option("#compare-a", index=0)
+            page.click("input[value=Compare]")
+            shot("evaluation-compare")
             page.goto(f"{app.url}/admin/assistant/widget/")
             page.locator("#result_list tbody th a").first.click()
             page.locator("#docent-widget-preview").scroll_into_view_if_needed()

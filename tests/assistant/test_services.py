@@ -293,12 +293,14 @@ def test_retrieval_only_answers_leave_out_filler_far_below_the_best_match(
     scores = [(s["document"], s.get("score")) for s in reply.sources]
     assert "firmware" in reply.content, scores
     assert "Lorem ipsum" not in reply.content and "paper tray" not in reply.content, scores
+    assert reply.matched is True  # counted as answered on the analytics page
     # Off-topic: said plainly, with the nearest documents by name and no passage at all.
     _events, reply = ask(kb, "Who won the football world cup in 1954?")
     assert reply.content.startswith(f"**No match:** nothing in {kb.name} answers this question.")
     assert "The nearest documents are *" in reply.content
     assert not [line for line in reply.content.splitlines() if line.startswith("> ")]
     assert reply.sources == []
+    assert reply.matched is False  # counted as "no match" on the analytics page
 
 
 def test_an_off_topic_question_sends_the_model_no_sources(kb, ingest_text, llm_server):

@@ -230,6 +230,8 @@ ROWS = [
     R("documents page (read-only)",   "GET /kb/{kb}/documents/",                           "302L/302L", "200/404",   "200/200", "302L/302L", "302L/302L", "302L/302L"),
     R("conversations review",         "GET /kb/{kb}/review/",                              "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L"),
     R("conversation review",          "GET /kb/{kb}/review/{conv}/",                       "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L", target="other"),
+    R("analytics page",               "GET /kb/{kb}/analytics/",                           "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L"),
+    R("analytics CSV",                "GET /kb/{kb}/analytics.csv",                        "302L/302L", "302L/302L", "200/200", "302L/302L", "302L/302L", "302L/302L"),
     # -- a member's own account (session; Django's views) ------------------------------------------------------------------------------------------
     R("password change page",         "GET /accounts/password/change/",                    "302L",      "200",     "200",     "302L",      "302L",      "302L"),
     R("password change (form)",       "POST /accounts/password/change/",                   "302L",      "200",     "200",     "302L",      "302L",      "302L",      body=wrong_old_password),

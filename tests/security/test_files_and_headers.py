@@ -351,6 +351,8 @@ def calls(s: Site) -> list[Call]:
         Call("POST", f"/kb/{kb}/conversations/{uuid.UUID(int=0)}/delete", 404),
         Call("GET", f"/kb/{kb}/review/", 200),
         Call("GET", f"/kb/{kb}/review/{conv}/", 200),
+        Call("GET", f"/kb/{kb}/analytics/", 200),
+        Call("GET", f"/kb/{kb}/analytics.csv", 200),
         Call("GET", "/kbs/", 200),
         Call("GET", "/kbs/", 302, client="anon"),
         Call("GET", f"/kb/{kb}/settings/", 200),

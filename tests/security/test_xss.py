@@ -442,6 +442,10 @@ def test_staff_review_shows_a_visitors_conversation_as_text(world, live_db, brow
     review.assert_shows(".message.assistant .bubble", *ANSWER_SHOWN, where="conversation review")
     review.assert_shows(".feedback", FEEDBACK, where="conversation review")
     review.assert_shows(".messages", ERROR_TEXT, where="conversation review")
+    analytics = open_page(context, f"{world.app.url}/kb/{world.kb.slug}/analytics/")
+    analytics.assert_clean("analytics page")
+    analytics.assert_shows(".unanswered", QUESTION, where="analytics, unanswered questions")
+    analytics.assert_shows(".comments", FEEDBACK, where="analytics, comments")
     context.close()
 
 
@@ -518,6 +522,7 @@ def test_docent_pages_escape_hostile_content(world, live_db):
         f"/documents/{world.failed.pk}/": [NAME_FAILED],
         review: [QUESTION],
         f"{review}{world.visitor_conversation.uid}/": [QUESTION, FEEDBACK, ERROR_TEXT],
+        f"/kb/{world.kb.slug}/analytics/": [QUESTION, FEEDBACK],
     }
     for path, shown in pages.items():
         response = client.get(path)
@@ -612,6 +617,7 @@ def test_under_the_real_csp_pages_break_no_rule_and_injected_script_is_blocked(
         f"/kb/{world.kb.slug}/documents/",
         f"/kb/{world.kb.slug}/review/",
         f"/kb/{world.kb.slug}/review/{world.visitor_conversation.uid}/",
+        f"/kb/{world.kb.slug}/analytics/",
         f"/admin/assistant/conversation/{world.visitor_conversation.pk}/change/",
         "/admin/ingest/document/",
     ]
