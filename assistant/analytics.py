@@ -149,12 +149,7 @@ def kb_analytics(
     *, kb: KnowledgeBase, days: int, embedder: Embedder, today: date | None = None
 ) -> Analytics:
     """The last `days` days (today included, in the server's time zone) of `kb`'s answers."""
-    today = today or timezone.localdate()
-    first = today - timedelta(days=days - 1)
-    start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
-    answers = Message.objects.filter(
-        conversation__kb=kb, role=Message.Role.ASSISTANT, created_at__gte=start
-    )
+    first, answers = _answers_since(kb, days, today)
     table = {first + timedelta(days=n): Day(first + timedelta(days=n)) for n in range(days)}
     rows = (
         answers.annotate(day=TruncDate("created_at"), outcome=_outcome())
@@ -182,6 +177,16 @@ def kb_analytics(
         unanswered=_unanswered(answers, embedder),
         comments=_comments(answers),
     )
+
+
+def _answers_since(kb: KnowledgeBase, days: int, today: date | None):
+    """The first day of the period, and the answers given since it began."""
+    first = (today or timezone.localdate()) - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
+    answers = Message.objects.filter(
+        conversation__kb=kb, role=Message.Role.ASSISTANT, created_at__gte=start
+    )
+    return first, answers
 
 
 def _comments(answers) -> list[Comment]:
@@ -285,13 +290,8 @@ def _typical(vectors: np.ndarray, members: Sequence[int]) -> int:
 def answers_csv(*, kb: KnowledgeBase, days: int, today: date | None = None) -> str:
     """One row per answer of the last `days` days: when, question, outcome, rating, comment,
     tokens, cost. Cells a spreadsheet would run as a formula are quoted with a leading '."""
-    today = today or timezone.localdate()
-    first = today - timedelta(days=days - 1)
-    start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
     answers = (
-        Message.objects.filter(
-            conversation__kb=kb, role=Message.Role.ASSISTANT, created_at__gte=start
-        )
+        _answers_since(kb, days, today)[1]
         .annotate(question=_question(), outcome=_outcome())
         .select_related("conversation")
         .prefetch_related("feedback")
