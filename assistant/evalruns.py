@@ -69,6 +69,7 @@ def kb_settings_snapshot(*, kb: KnowledgeBase, mode: str) -> dict:
         "mode": mode,
         "embedder": kb.embedder or "(none yet)",
         "no_match_threshold": round(kb_match_threshold(kb=kb), 3),
+        "no_match_threshold_from": "staff" if kb.no_match_threshold is not None else "calibrated",
         "lexical_weight": config.lexical_weight,
         "candidates": config.candidates,
         "retrieval_budget": kb.retrieval_budget,

@@ -48,11 +48,12 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     @admin.display(description="No-match threshold")
     def match(self, obj: KnowledgeBase) -> str:
         threshold = kb_match_threshold(kb=obj)
-        how = (
-            f"calibrated on its {obj.match_calibrated_chunks:,} passages"
-            if obj.match_threshold is not None
-            else "the default, until it has enough passages to calibrate on"
-        )
+        if obj.no_match_threshold is not None:
+            how = "set by staff; clear the setting to use the calibrated one"
+        elif obj.match_threshold is not None:
+            how = f"calibrated on its {obj.match_calibrated_chunks:,} passages"
+        else:
+            how = "the default, until it has enough passages to calibrate on"
         return (
             f"{threshold:.3f} ({how}). A question whose best passage is less similar than "
             'this is answered "no match" instead of with the nearest text.'

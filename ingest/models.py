@@ -83,6 +83,16 @@ class KnowledgeBase(models.Model):
         max_length=2000,
         help_text="Questions offered on an empty chat, one per line (at most 4 are shown)",
     )
+    no_match_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text=(
+            "Cosine similarity (0-1) a question's best passage must reach to be answered "
+            'from sources; below it the answer is "no match". Empty: calibrated from this '
+            "knowledge base's own passages. Measure a change with an evaluation run."
+        ),
+    )
     # The embedder (model and backend) that made this knowledge base's vectors; blank until
     # its first document is indexed. Another embedder's vectors are never mixed in.
     embedder = models.CharField(max_length=200, blank=True, editable=False)
@@ -109,6 +119,7 @@ class KnowledgeBase(models.Model):
         "presence_penalty",
         "retrieval_budget",
         "starter_questions",
+        "no_match_threshold",
     )
 
     class Meta:

@@ -35,7 +35,10 @@ MIN_CHANGE = 0.25  # recalibrate when the passage count moved by this share (or 
 
 
 def kb_match_threshold(*, kb: KnowledgeBase) -> float:
-    """The cosine similarity a question's best passage in `kb` must reach."""
+    """The cosine similarity a question's best passage in `kb` must reach: the staff's
+    setting, else the calibrated one, else the default."""
+    if kb.no_match_threshold is not None:
+        return kb.no_match_threshold
     return kb.match_threshold if kb.match_threshold is not None else MATCH_DEFAULT
 
 

@@ -165,3 +165,30 @@ def test_staff_upload_a_set_and_queue_a_run_in_the_admin(docs):
     assert response["Location"] == f"/admin/assistant/evaluationrun/{run.pk}/change/"
     assert (run.status, run.mode, run.note, run.total) == ("queued", "dense", "baseline", 4)
     assert "Waiting for the worker" in client.get(response["Location"]).content.decode()
+
+
+def test_a_threshold_staff_set_is_used_and_a_run_shows_what_it_changed(docs, settings):
+    from ingest.services import kb_update
+
+    settings.LLM_BASE_URL = ""
+    questions = question_set_parse(kb=docs, filename="set.csv", data=CSV.encode())
+    question_set = QuestionSet.objects.create(
+        kb=docs, name="Smoke", questions=[q.as_json() for q in questions]
+    )
+    before = run_once(question_set)
+    with pytest.raises(ValueError, match="No match threshold: Ensure this value is less than"):
+        kb_update(kb=docs, no_match_threshold=1.5)
+    kb_update(kb=docs, no_match_threshold=0.99)  # nothing is that close
+    after = run_once(QuestionSet.objects.get(pk=question_set.pk))
+    # All refused but the E-42 question: an error code found verbatim is always a match.
+    assert [r["matched"] for r in after.results] == [False, True, False, False]
+    assert after.metrics["positives_refused"] == 0.667
+    assert after.snapshot["no_match_threshold_from"] == "staff"
+    comparison = runs_compare(a=before, b=after)
+    assert (
+        "no_match_threshold",
+        before.snapshot["no_match_threshold"],
+        0.99,
+    ) in comparison.settings
+    refused = next(m for m in comparison.metrics if m.label == "Real questions refused")
+    assert refused.better is False
