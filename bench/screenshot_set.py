@@ -25,23 +25,15 @@ import sys
 from pathlib import Path
 
 from _setup import REPO
+from screenshot_similarity import DESCRIPTIONS
 
 DOCS = Path("/usr/share/doc/python3.11/html")
 PAGES = REPO / "bench" / "eval" / "screenshots.tsv"
 OWN = REPO / "docs" / "screenshots"
-# What each of Docent's own screenshots shows, as a person looking for it would say it.
+# What each of Docent's own screenshots shows, as a person looking for it would say it:
+# bench/screenshot_similarity.py's descriptions, and the screens added since.
 OWN_DESCRIPTIONS = {
-    "chat-desktop.png": "chat page answering how to clear error E-42 with cited sources",
-    "chat-dark-desktop.png": "dark mode chat with an answer about the paper tray",
-    "chat-phone.png": "phone chat screen with an answer and a list of sources",
-    "chat-drawer-phone.png": "the conversations drawer on a phone with knowledge bases",
-    "documents-desktop.png": "documents page listing files with size, pages, chunks and status",
-    "documents-phone.png": "document list on a phone with re-index and delete buttons",
-    "menu-phone.png": "account menu with sign out and password change",
-    "viewer-desktop.png": "document viewer showing a markdown manual with headings",
-    "viewer-pdf-desktop.png": "PDF viewer with the cited passage highlighted on the page",
-    "widget-desktop.png": "help widget open on a customer website answering a question",
-    "widget-admin-desktop.png": "widget settings form with allowed origins, colour and snippet",
+    **DESCRIPTIONS,
     "analytics-desktop.png": "charts of questions per day and the share answered from sources",
     "evaluation-run-desktop.png": "an evaluation run report with recall and MRR figures",
     "evaluation-compare-desktop.png": "two evaluation runs side by side, metrics better or worse",
