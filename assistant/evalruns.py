@@ -157,6 +157,16 @@ def run_metrics(*, results: list[dict]) -> dict:
     return metrics
 
 
+def run_misses(*, results: list[dict], k: int = 5) -> list[dict]:
+    """The answerable questions whose expected document is not in the first `k` ranked."""
+    return [r for r in results if r["expected"] and (r["rank"] is None or r["rank"] > k)]
+
+
+def run_wrong_matches(*, results: list[dict]) -> list[dict]:
+    """The questions judged the wrong way: real ones refused, off-topic ones answered."""
+    return [r for r in results if r["matched"] != bool(r["expected"])]
+
+
 def evaluation_run_stalled(*, run: EvaluationRun) -> bool:
     """A run whose worker stopped: no progress saved for two worker leases."""
     if run.status not in (EvaluationRun.Status.RUNNING,) or run.heartbeat_at is None:

@@ -10,7 +10,14 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .evalruns import METRICS, evaluation_run_queue, evaluation_run_stalled, runs_compare
+from .evalruns import (
+    METRICS,
+    evaluation_run_queue,
+    evaluation_run_stalled,
+    run_misses,
+    run_wrong_matches,
+    runs_compare,
+)
 from .evalsets import QuestionSetError, question_set_parse
 from .models import SEARCH_MODES, EvaluationRun, QuestionSet
 
@@ -171,10 +178,8 @@ class EvaluationRunAdmin(admin.ModelAdmin):
             "title": str(run),
             "stalled": evaluation_run_stalled(run=run),
             "metrics": [(label, run.metrics.get(key)) for label, key, _ in METRICS],
-            "misses": [
-                r for r in run.results if r["expected"] and (r["rank"] is None or r["rank"] > 5)
-            ],
-            "wrong_matches": [r for r in run.results if r["matched"] != bool(r["expected"])],
+            "misses": run_misses(results=run.results),
+            "wrong_matches": run_wrong_matches(results=run.results),
             "others": EvaluationRun.objects.filter(
                 question_set=run.question_set, status="done"
             ).exclude(pk=run.pk)[:20],

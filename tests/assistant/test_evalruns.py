@@ -98,12 +98,18 @@ def run_once(question_set, mode: str = "hybrid") -> EvaluationRun:
     return evaluation_run_execute(run=run, tools=chat_tools(question_set.kb))
 
 
-def test_a_run_scores_its_questions_and_keeps_its_settings(docs, settings):
-    settings.LLM_BASE_URL = ""
+@pytest.fixture
+def smoke_set(docs) -> QuestionSet:
+    """The CSV's four questions (three answerable, one off-topic), saved for `docs`."""
     questions = question_set_parse(kb=docs, filename="set.csv", data=CSV.encode())
-    question_set = QuestionSet.objects.create(
+    return QuestionSet.objects.create(
         kb=docs, name="Smoke", questions=[q.as_json() for q in questions]
     )
+
+
+def test_a_run_scores_its_questions_and_keeps_its_settings(smoke_set, settings):
+    settings.LLM_BASE_URL = ""
+    question_set = smoke_set
     run = run_once(question_set)
     assert run.status == "done" and run.done == run.total == 4
     assert run.metrics["recall_at_1"] == 1.0 and run.metrics["mrr_at_10"] == 1.0
@@ -167,14 +173,11 @@ def test_staff_upload_a_set_and_queue_a_run_in_the_admin(docs):
     assert "Waiting for the worker" in client.get(response["Location"]).content.decode()
 
 
-def test_a_threshold_staff_set_is_used_and_a_run_shows_what_it_changed(docs, settings):
+def test_a_threshold_staff_set_is_used_and_a_run_shows_what_it_changed(docs, smoke_set, settings):
     from ingest.services import kb_update
 
     settings.LLM_BASE_URL = ""
-    questions = question_set_parse(kb=docs, filename="set.csv", data=CSV.encode())
-    question_set = QuestionSet.objects.create(
-        kb=docs, name="Smoke", questions=[q.as_json() for q in questions]
-    )
+    question_set = smoke_set
     before = run_once(question_set)
     with pytest.raises(ValueError, match="No match threshold: Ensure this value is less than"):
         kb_update(kb=docs, no_match_threshold=1.5)

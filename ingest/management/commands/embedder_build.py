@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -22,7 +23,12 @@ class Command(BaseCommand):
 
         path = Path(settings.EMBEDDING_MODEL_PATH) if settings.EMBEDDING_MODEL_PATH else None
         started = time.monotonic()
-        target, built = onnx_build(path or default_model_path(), Path(settings.DATA_DIR) / "models")
+        try:
+            target, built = onnx_build(
+                path or default_model_path(), Path(settings.EMBEDDING_CACHE_DIR)
+            )
+        except ImproperlyConfigured as refused:
+            raise CommandError(str(refused)) from None
         seconds = time.monotonic() - started
         self.stdout.write(
             f"{'Built' if built else 'Already built:'} {target} "

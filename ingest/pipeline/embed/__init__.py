@@ -17,13 +17,9 @@ and keeps being searched and filled with that backend (`embedder_named`) until r
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
-import tempfile
 import threading
-import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -36,8 +32,6 @@ BACKENDS: tuple[Backend, ...] = ("torch", "onnx-int8")
 _lock = threading.Lock()
 _instances: dict[tuple[str, str], SentenceEmbedder | OnnxEmbedder] = {}
 _threads: int | None = None  # intra-op threads per encode; None: the library's default
-# Bumped when the export or quantization recipe changes, so old builds are not reused.
-_RECIPE = "onnx-int8-v1:opset17:per-channel:qint8"
 
 
 def default_model_path() -> Path:
@@ -131,7 +125,7 @@ class OnnxEmbedder:
         self.path = model_path
         self.name = embedder_name(model_path, "onnx-int8")
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
-        self.seq_length = _max_seq_length(model_path)
+        self.seq_length = max_seq_length(model_path)
         self.max_tokens = self.seq_length - 2  # [CLS] and [SEP]
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -179,7 +173,7 @@ def _count_tokens(tokenizer: Any, texts: list[str]) -> list[int]:
     return [len(ids) for ids in encodings["input_ids"]]
 
 
-def _max_seq_length(model_path: Path) -> int:
+def max_seq_length(model_path: Path) -> int:
     config = model_path / "sentence_bert_config.json"
     if config.is_file():
         length = json.loads(config.read_text()).get("max_seq_length")
@@ -188,104 +182,25 @@ def _max_seq_length(model_path: Path) -> int:
     raise RuntimeError(f"The embedding model at {model_path} declares no max_seq_length")
 
 
-def _check_exportable(model_path: Path) -> None:
-    """The ONNX graph does mean pooling then L2 normalisation: refuse models that don't."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    modules = json.loads((model_path / "modules.json").read_text())
-    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
-    pooling = model_path / next((m["path"] for m in modules if m["type"].endswith("Pooling")), "")
-    config = json.loads((pooling / "config.json").read_text()) if pooling.is_dir() else {}
-    modes = [k for k, v in config.items() if k.startswith("pooling_mode") and v]
-    if kinds != ["Transformer", "Pooling", "Normalize"] or modes != ["pooling_mode_mean_tokens"]:
-        raise ImproperlyConfigured(
-            f"EMBEDDING_BACKEND=onnx-int8 needs a mean-pooled, normalised model; {model_path} "
-            f"is {' + '.join(kinds)} ({', '.join(modes) or 'no pooling'}). Use torch."
-        )
-
-
 def onnx_model_path(model_path: Path, cache_dir: Path) -> Path:
     """Where the int8 build of `model_path` lives: keyed by its weights and the recipe."""
-    digest = hashlib.sha256(_RECIPE.encode())
-    for name in ("config.json", "tokenizer.json", "model.safetensors", "pytorch_model.bin"):
-        if (model_path / name).is_file():
-            with (model_path / name).open("rb") as f:
-                digest.update(hashlib.file_digest(f, "sha256").digest())
-    return cache_dir / f"{model_name(model_path)}-int8-{digest.hexdigest()[:16]}" / "model.onnx"
+    from . import int8
+
+    return (
+        cache_dir
+        / f"{model_name(model_path)}-int8-{int8.model_path_hash(model_path)}"
+        / "model.onnx"
+    )
 
 
 def onnx_build(model_path: Path, cache_dir: Path) -> tuple[Path, bool]:
-    """Export `model_path` to ONNX and quantize it to int8, once (about 10 s on 2 cores).
+    """The checked int8 build of `model_path` under `cache_dir`, made now if missing, and
+    whether it was (ImproperlyConfigured when int8 can't hold the model: see int8.py)."""
+    from . import int8
 
-    Returns the model file and whether it was built now. A file lock serialises processes
-    that start together; the file appears by rename, so a reader never sees half of it.
-    """
-    target = onnx_model_path(model_path, cache_dir)
-    if target.is_file():
-        return target, False
-    _check_exportable(model_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with (target.parent / "build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.is_file():  # another process built it while we waited
-            return target, False
-        with tempfile.TemporaryDirectory(dir=target.parent) as work:
-            fp32, int8 = Path(work) / "fp32.onnx", Path(work) / "int8.onnx"
-            _export(model_path, fp32)
-            _quantize(fp32, int8)
-            int8.replace(target)
-    return target, True
-
-
-def _export(model_path: Path, out: Path) -> None:
     _offline()
-    import torch
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
-
-    class Pooled(torch.nn.Module):
-        """Token states -> mean over real tokens -> unit length, as sentence-transformers."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask):
-            states = self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
-            mask = attention_mask.unsqueeze(-1).to(states.dtype)
-            mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
-
-    sample = torch.ones((2, 8), dtype=torch.long)
-    axes = {0: "batch", 1: "tokens"}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's notes on opset choices
-        torch.onnx.export(
-            Pooled(),
-            (sample, sample),
-            str(out),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-
-
-def _quantize(fp32: Path, out: Path) -> None:
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # Per-channel signed weights: cosine 0.995 to float32 here, against 0.95 per-tensor.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # it suggests pre-processing on the root logger
-    try:
-        quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
+    target = onnx_model_path(model_path, cache_dir)
+    return target, int8.build(model_path, target)
 
 
 def embedding_threads_limit(*, threads: int) -> None:
