@@ -11,8 +11,22 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assistant.settings")
 _django = get_asgi_application()
 
 from assistant.bodylimit import BodyLimit  # noqa: E402 - needs the settings configured
+from assistant.mcp_server import http_app  # noqa: E402
 
-application = BodyLimit(_django)
+_mcp = http_app()
+
+
+async def _route(scope, receive, send) -> None:
+    """/mcp to the MCP server, the rest to Django. Lifespan events go to the MCP server
+    too: they start and stop its session manager (Django has no use for them)."""
+    path = scope.get("path", "")
+    if scope["type"] == "lifespan" or path == "/mcp" or path.startswith("/mcp/"):
+        await _mcp(scope, receive, send)
+    else:
+        await _django(scope, receive, send)
+
+
+application = BodyLimit(_route)
 
 
 def _say_which_model() -> None:

@@ -5,7 +5,7 @@ conversations and feedback are stored under:
 
 - ``user:<id>``: a signed-in person (chat page or the API through a browser session);
 - ``session:<key>``: an anonymous visitor of the chat page;
-- ``key:<id>``: a program with an API key;
+- ``key:<id>``: a program with an API key (the API, /v1 or MCP);
 - ``widget:<widget id>:<visitor id>``: a visitor of a site that embeds a widget;
 - ``cli``: whoever runs ``manage.py ask`` on the server.
 """
@@ -63,10 +63,17 @@ class Asker:
     def for_api(cls, request) -> Asker:
         """An API caller: its key, or the signed-in account behind a browser session."""
         key: ApiKey | None = getattr(request, "api_key", None)
-        owner = f"key:{key.pk}" if key is not None else f"user:{request.user.pk}"
+        if key is not None:
+            return cls.for_key(key)
+        owner = f"user:{request.user.pk}"
         account = Limit(owner, settings.CHAT_QUOTA_PER_ACCOUNT)
-        user = None if key is not None else request.user
-        return cls(owner, user, surface="api", quota_scope="chat", quota=(account,))
+        return cls(owner, request.user, surface="api", quota_scope="chat", quota=(account,))
+
+    @classmethod
+    def for_key(cls, key: ApiKey, *, surface: str = "api") -> Asker:
+        """A program with an API key (the API, /v1, MCP), counted against the key's quota."""
+        account = Limit(f"key:{key.pk}", settings.CHAT_QUOTA_PER_ACCOUNT)
+        return cls(f"key:{key.pk}", surface=surface, quota_scope="chat", quota=(account,))
 
     @classmethod
     def for_widget(cls, session: WidgetSession, *, ip: str) -> Asker:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import cast
 
 from django.conf import settings
 
 from ingest.models import KnowledgeBase
 from ingest.selectors import asset_by_id
-from ingest.services.calibration import kb_match_threshold
 from ministral.registry import ModelInfo
 
 from .packing import Budget, ImageInput, PackedRequest, PackingError, Turn, pack_context
 from .prompts import default_system_prompt, system_parts
-from .relevance import hits_match, passages_strong
-from .retrieval import Mode, RetrievalConfig, passages_from_hits, retrieve
 from .screenshots import Screenshot, asset_image
+from .search import kb_search
 from .tools import ChatTools
 
 RETRIEVAL_ONLY_CONTEXT = 256_000  # tokens: without a model, only the retrieval budget matters
@@ -56,21 +53,10 @@ def context_pack(
             f"no room for the question in the {window:,}-token window of {info.id if info else 'the model'}. "
             "Lower LLM_MAX_TOKENS."
         )
-    config = RetrievalConfig(
-        mode=cast(Mode, mode or settings.RETRIEVAL_MODE),
-        lexical_weight=settings.RETRIEVAL_LEXICAL_WEIGHT,
-        max_postings=settings.RETRIEVAL_LEXICAL_MAX_POSTINGS,
+    found = kb_search(
+        kb=kb, query=query, tools=tools, mode=mode, with_screenshots=bool(screenshots)
     )
-    hits = retrieve(
-        kb=kb, query=query, embedder=tools.embedder, store=tools.store, limit=100, config=config
-    )
-    match = hits_match(
-        hits=hits,
-        query=query,
-        threshold=kb_match_threshold(kb=kb),
-        with_screenshots=bool(screenshots),
-    )
-    passages = passages_strong(passages_from_hits(hits), match=match, query=query)
+    passages = found.passages
     passage_images: dict[int, ImageInput] = {}
     if info is not None and info.vision:
         for index, passage in enumerate(passages[:8]):
@@ -91,7 +77,6 @@ def context_pack(
         budget=budget,
         counter=tools.counter,
     )
-    if match.matched:
+    if found.match.matched:
         return packed
-    nearest = tuple(dict.fromkeys(h.chunk.document_name for h in hits))[:3]
-    return replace(packed, matched=False, nearest_documents=nearest)
+    return replace(packed, matched=False, nearest_documents=found.nearest_documents())

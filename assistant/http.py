@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,26 +51,34 @@ def sse_frames(events: Sequence[Any]) -> bytes:
     return b"".join(out)
 
 
-async def _sse_async(events: Iterator) -> AsyncIterator[bytes]:
+Encode = Callable[[Sequence[Any]], bytes]
+
+
+async def _sse_async(events: Iterator, encode: Encode) -> AsyncIterator[bytes]:
     yield STREAM_OPEN
     async for batch in batches_in_thread(lambda: events):
-        yield sse_frames(batch)
+        yield encode(batch)
 
 
-def _sse_sync(events: Iterator) -> Iterator[bytes]:
+def _sse_sync(events: Iterator, encode: Encode) -> Iterator[bytes]:
     yield STREAM_OPEN
     for event in events:
-        yield sse_frame(event.kind, event.data)
+        yield encode([event])
 
 
-def sse_response(request: HttpRequest, events: Iterator) -> StreamingHttpResponse:
-    """Events (anything with .kind and .data) as text/event-stream, always the same headers.
+def sse_response(
+    request: HttpRequest, events: Iterator, *, encode: Encode = sse_frames
+) -> StreamingHttpResponse:
+    """Events as text/event-stream, always the same headers. `encode` writes the events that
+    were ready together as bytes: by default Docent's named events (anything with .kind
+    and .data); /v1 passes OpenAI's unnamed ``data:`` chunks.
 
     Under ASGI the blocking event source runs in its own thread and the body is async,
     what was ready together sent as one write; under WSGI the worker thread streams it.
     """
     body: AsyncIterator[bytes] | Iterator[bytes]
-    body = _sse_async(events) if isinstance(request, ASGIRequest) else _sse_sync(events)
+    is_asgi = isinstance(request, ASGIRequest)
+    body = _sse_async(events, encode) if is_asgi else _sse_sync(events, encode)
     response = StreamingHttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: don't hold the stream back

@@ -83,6 +83,7 @@ def answer_stream(
     images: Sequence[Attachment] = (),
     conversation_uid: str | None = None,
     resend_from: int | None = None,
+    history: Sequence[Turn] = (),
     tools: ChatTools | None = None,
 ) -> Iterator[ChatEvent]:
     """Answer one question as a stream of events; the answer is saved whatever happens.
@@ -91,7 +92,9 @@ def answer_stream(
     may be empty. `conversation_uid` continues one of the asker's own conversations in
     `kb`. `resend_from` (a question of that conversation) asks again from there: that
     question and everything after it are replaced, by `question` when given (edit and
-    resend), else by the same question with its screenshots (regenerate). Input problems
+    resend), else by the same question with its screenshots (regenerate). `history` is
+    the earlier turns of a conversation the client keeps itself (an OpenAI-style client
+    sends them with each question); it starts a new stored one. Input problems
     raise ChatInputError
     (with the HTTP status every surface answers) before any event; everything after
     that is reported as events.
@@ -121,7 +124,9 @@ def answer_stream(
     if replaced is not None:
         conversation_truncate(message=replaced)
     tools = tools or chat_tools(kb)
-    return _answer_events(kb, question, tools, conversation, screenshots, asker)
+    if conversation is not None and history:
+        raise ChatInputError("Send either a stored conversation or its history, not both.")
+    return _answer_events(kb, question, tools, conversation, screenshots, asker, history)
 
 
 def _replaced_question(conversation: Conversation | None, pk: int | None) -> Message | None:
@@ -165,12 +170,13 @@ def _answer_events(
     conversation: Conversation | None,
     screenshots: Sequence[Screenshot],
     asker: Asker,
+    prior: Sequence[Turn],
 ) -> Iterator[ChatEvent]:
     if conversation is None:
         conversation = Conversation.objects.create(
             kb=kb, owner_key=asker.owner_key, user=asker.user, title=question[:200] or "Screenshot"
         )
-    history = conversation_history(conversation=conversation)
+    history = list(prior) or conversation_history(conversation=conversation)
     user_message = Message.objects.create(
         conversation=conversation, role=Message.Role.USER, content=question
     )

@@ -9,6 +9,7 @@ from django.views.generic import RedirectView
 from assistant import analytics_views as analytics
 from assistant import citation_views as citations
 from assistant import history_views as history
+from assistant import v1
 from assistant import views as chat
 from assistant import widget_views as widget
 from assistant.accounts import (
@@ -114,5 +115,7 @@ urlpatterns = [
         name="widget-citation-page-image",
     ),
     path("api/", api.urls),
+    path("v1/models", v1.models, name="v1-models"),
+    path("v1/chat/completions", v1.chat_completions, name="v1-chat-completions"),
     path("admin/", admin.site.urls),
 ]

@@ -126,6 +126,13 @@ def chat_json(w, p, t):
     return "json", {"question": QUESTION}
 
 
+def v1_chat_json(w, p, t):
+    return "json", {
+        "model": f"docent/{t['kb']}",
+        "messages": [{"role": "user", "content": QUESTION}],
+    }
+
+
 def chat_json_conv(w, p, t):
     return "json", {"question": QUESTION, "conversation": str(t["conv"])}
 
@@ -289,6 +296,9 @@ ROWS = [
     R("API delete other's conv.",     "DELETE /api/conversations/{conv}",                  "401/401",   "404/404", "404/404", "404/404",   "404/404",   "401/401",   target="fresh_other_conv"),
     R("API feedback, own answer",     "POST /api/messages/{msg}/feedback",                 "401/401",   "200/404", "200/200", "200/404",   "200/404",   "401/401",   body=feedback_json),
     R("API feedback, other's answer", "POST /api/messages/{msg}/feedback",                 "401/401",   "404/404", "404/404", "404/404",   "404/404",   "401/401",   body=feedback_json, target="other"),
+    # -- OpenAI-compatible /v1 (API keys only) ---------------------------------------------------------------------------------------------------
+    R("OpenAI models list",           "GET /v1/models",                                    "401",       "401",     "401",     "200",       "200",       "401"),
+    R("OpenAI chat completion",       "POST /v1/chat/completions",                         "401/401",   "401/401", "401/401", "200/404",   "200/404",   "401/401",   body=v1_chat_json),
     # -- Django admin (permission based; staff here has no model permissions) --------------------------------------------------------------------
     R("admin index",                  "GET /admin/",                                       "302L",      "302L",    "200",     "302L",      "302L",      "302L"),
     R("admin KB change page",         "GET /admin/ingest/knowledgebase/{kb_pk}/change/",   "302L/302L", "302L/302L", "403/403", "302L/302L", "302L/302L", "302L/302L"),

@@ -399,6 +399,8 @@ def calls(s: Site) -> list[Call]:
         Call("DELETE", f"/api/conversations/{uuid.UUID(int=0)}", 404),
         Call("POST", f"/api/messages/{s.answer.pk}/feedback", 200, '{"rating": -1}', json=True),
         Call("GET", "/api/kbs", 401, client="anon"),
+        Call("GET", "/v1/models", 401, client="anon"),
+        Call("POST", "/v1/chat/completions", 401, "{}", json=True, client="anon"),
         Call("GET", "/admin/", 200),
         Call("GET", "/admin/login/", 200, client="anon"),
         Call("GET", "/admin/ingest/document/", 200),
