@@ -20,7 +20,7 @@ from .answers import answer_collect
 from .askers import Asker
 from .conversations import conversation_delete, conversation_rename
 from .feedback import feedback_record_own
-from .http import decode_images, sse_response
+from .http import decode_images, filters_from, sse_response
 from .keys import api_key_authenticate
 from .models import Conversation, Message
 from .presenters import api_events, api_link, linked, message_citations
@@ -73,8 +73,19 @@ def _unauthenticated(request, exc):
     return response
 
 
+class FiltersIn(Schema):
+    """Which documents the answer may read; parts combine with AND, values with OR."""
+
+    documents: list[str | int] = []  # names or ids
+    kinds: list[str] = []  # pdf, docx, markdown, text, html, image
+    tags: list[str] = []  # the tags admins set on documents
+    uploaded_after: str | None = None  # ISO date or date-time; a date covers its day
+    uploaded_before: str | None = None
+
+
 class ChatIn(Schema):
     question: str
+    filters: FiltersIn | None = None
     conversation: UUID | None = None
     stream: bool = False
     images: list[str] = []  # base64 images, or data: URLs; at most 8
@@ -213,6 +224,7 @@ def chat(request, slug: str, payload: ChatIn):
             images=decode_images(payload.images),
             conversation_uid=str(payload.conversation) if payload.conversation else None,
             resend_from=payload.resend_from,
+            filters=filters_from(payload.filters.dict() if payload.filters else None),
         )
     except ChatInputError as exc:
         response = api.create_response(request, {"detail": str(exc)}, status=exc.status)

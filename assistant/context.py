@@ -38,6 +38,7 @@ def context_pack(
     max_output_tokens: int,
     retrieval_budget: int | None = None,
     mode: str | None = None,
+    documents: tuple[int, ...] | None = None,
 ) -> PackedRequest:
     """Retrieve for `query` and pack the request for `question`: chat's exact path."""
     window = info.context_window if info else RETRIEVAL_ONLY_CONTEXT
@@ -54,7 +55,12 @@ def context_pack(
             "Lower LLM_MAX_TOKENS."
         )
     found = kb_search(
-        kb=kb, query=query, tools=tools, mode=mode, with_screenshots=bool(screenshots)
+        kb=kb,
+        query=query,
+        tools=tools,
+        mode=mode,
+        with_screenshots=bool(screenshots),
+        documents=documents,
     )
     passages = found.passages
     passage_images: dict[int, ImageInput] = {}

@@ -14,6 +14,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.handlers.asgi import ASGIRequest
 from django.http import FileResponse, Http404, HttpRequest, JsonResponse, StreamingHttpResponse
 
+from ingest.filters import DocumentFilter, FilterError, document_filter_parse
+
 from .screenshots import ChatInputError
 from .streaming import batches_in_thread
 
@@ -174,3 +176,12 @@ def uuid_or_none(value: object) -> str | None:
         return str(uuid.UUID(str(value)))
     except ValueError:
         return None
+
+
+def filters_from(value: object) -> DocumentFilter:
+    """A question's document filters from a request's JSON (ingest.filters); ChatInputError
+    (422, in words) when malformed."""
+    try:
+        return document_filter_parse(value)
+    except FilterError as exc:
+        raise ChatInputError(str(exc)) from exc

@@ -22,6 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 
 from ingest.access import kbs_readable
+from ingest.filters import FilterError, document_filter_parse, documents_filtered
 from ingest.models import DocumentStatus, KnowledgeBase
 from ingest.selectors import document_pages
 
@@ -117,14 +118,31 @@ def list_knowledge_bases(ctx: Context) -> dict[str, Any]:
     }
 
 
-def search(kb: str, query: str, ctx: Context, limit: int = 5) -> dict[str, Any]:
-    """Passages of knowledge base `kb` that match `query`, best first: document, pages,
-    section, score (fused relevance) and text. `matched` is false when nothing in the
-    knowledge base answers the query; then `nearest_documents` names the closest ones.
-    `limit` is 1 to 20 passages."""
+FILTERS_HELP = (
+    '`filters` (optional) limits the documents: {"documents": [names or ids], '
+    '"kinds": ["pdf", "docx", "markdown", "text", "html", "image"], '
+    '"tags": [...], "uploaded_after": "2026-01-31", "uploaded_before": ...}.'
+)
+
+
+def _documents(kb: KnowledgeBase, filters: dict[str, Any] | None) -> tuple[int, ...] | None:
+    try:
+        return documents_filtered(kb=kb, filters=document_filter_parse(filters))
+    except FilterError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def search(
+    kb: str, query: str, ctx: Context, limit: int = 5, filters: dict[str, Any] | None = None
+) -> dict[str, Any]:
     key = _key(ctx)
     knowledge_base = _kb(key, kb)
-    found = kb_search(kb=knowledge_base, query=query, tools=chat_tools(knowledge_base))
+    found = kb_search(
+        kb=knowledge_base,
+        query=query,
+        tools=chat_tools(knowledge_base),
+        documents=_documents(knowledge_base, filters),
+    )
     link = api_link(base=_base_url(ctx), key_id=key.pk)
     passages = []
     for number, passage in enumerate(found.passages[: max(1, min(limit, SEARCH_LIMIT))], 1):
@@ -151,17 +169,27 @@ def search(kb: str, query: str, ctx: Context, limit: int = 5) -> dict[str, Any]:
     return result
 
 
-def ask(kb: str, question: str, ctx: Context) -> dict[str, Any]:
-    """A written answer to `question` from knowledge base `kb`, citing its sources as [n];
-    `sources` says which document and pages each [n] is. Without a language model
-    configured, `retrieval_only` is true and the answer quotes the best passages."""
+search.__doc__ = (
+    "Passages of knowledge base `kb` that match `query`, best first: document, pages, "
+    "section, score (fused relevance) and text. `matched` is false when nothing in the "
+    "knowledge base answers the query; then `nearest_documents` names the closest ones. "
+    "`limit` is 1 to 20 passages. " + FILTERS_HELP
+)
+
+
+def ask(
+    kb: str, question: str, ctx: Context, filters: dict[str, Any] | None = None
+) -> dict[str, Any]:
     key = _key(ctx)
     knowledge_base = _kb(key, kb)
     try:
         events = answer_stream(
-            kb=knowledge_base, asker=Asker.for_key(key, surface="mcp"), question=question
+            kb=knowledge_base,
+            asker=Asker.for_key(key, surface="mcp"),
+            question=question,
+            filters=document_filter_parse(filters),
         )
-    except ChatInputError as exc:
+    except (ChatInputError, FilterError) as exc:
         raise ToolError(str(exc)) from exc
     answer = answer_collect(api_events(events, api_link(base=_base_url(ctx), key_id=key.pk)))
     if answer.error and answer.error.get("code") != "truncated":
@@ -172,6 +200,13 @@ def ask(kb: str, question: str, ctx: Context) -> dict[str, Any]:
         for entry in cited
     ]
     return {"answer": answer.answer, "retrieval_only": answer.retrieval_only, "sources": sources}
+
+
+ask.__doc__ = (
+    "A written answer to `question` from knowledge base `kb`, citing its sources as [n]; "
+    "`sources` says which document and pages each [n] is. Without a language model "
+    "configured, `retrieval_only` is true and the answer quotes the best passages. " + FILTERS_HELP
+)
 
 
 def get_document(

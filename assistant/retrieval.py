@@ -41,6 +41,7 @@ class RetrievalConfig:
     # Index rows the lexical search may score per question; the rarest words are kept
     # within it (10k: about 10 ms at 100k chunks on 2 cores). 0: no limit.
     max_postings: int = 10_000
+    documents: tuple[int, ...] | None = None  # only these documents' chunks (ids); None: all
 
 
 @dataclass(frozen=True)
@@ -99,13 +100,22 @@ def retrieve(
         config = replace(config, mode=mode)
     if mode in ("dense", "hybrid"):
         vector = embedder.encode([query])[0]
-        hits = store.query(collection=kb.collection_name, vector=vector, limit=config.candidates)
+        hits = store.query(
+            collection=kb.collection_name,
+            vector=vector,
+            limit=config.candidates,
+            documents=config.documents,
+        )
         rows = chunks_by_vector_ids(kb=kb, vector_ids=[h.vector_id for h in hits])
         dense = [(rows[h.vector_id], 1.0 - h.distance) for h in hits if h.vector_id in rows]
         loaded = {chunk.pk: chunk for chunk, _ in dense}
     if mode in ("lexical", "hybrid"):
         found = chunks_search_lexical(
-            kb=kb, query=query, limit=config.candidates, max_postings=config.max_postings
+            kb=kb,
+            query=query,
+            limit=config.candidates,
+            max_postings=config.max_postings,
+            documents=config.documents,
         )
         # Chunks both lists found are loaded once: building model rows is most of the cost.
         loaded |= chunks_by_ids(ids=[h.chunk_id for h in found if h.chunk_id not in loaded])

@@ -39,12 +39,15 @@ def kb_search(
     tools: ChatTools,
     mode: str | None = None,
     with_screenshots: bool = False,
+    documents: tuple[int, ...] | None = None,
 ) -> Found:
-    """Search `kb` in `mode` (hybrid, dense or lexical; default RETRIEVAL_MODE)."""
+    """Search `kb` in `mode` (hybrid, dense or lexical; default RETRIEVAL_MODE), within
+    `documents` (ids, from ingest.filters.documents_filtered) when given."""
     config = RetrievalConfig(
         mode=cast(Mode, mode or settings.RETRIEVAL_MODE),
         lexical_weight=settings.RETRIEVAL_LEXICAL_WEIGHT,
         max_postings=settings.RETRIEVAL_LEXICAL_MAX_POSTINGS,
+        documents=documents,
     )
     hits = retrieve(
         kb=kb,

@@ -12,13 +12,15 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from ingest.filters import DocumentFilter, FilterError, documents_filtered
 from ingest.models import KnowledgeBase
 from ingest.store import StoreUnavailable
 from ministral.registry import ModelInfo
@@ -70,6 +72,7 @@ logger = logging.getLogger("docent.chat")
 # What a screenshot sent without words asks: people paste an error and expect help with it.
 PARTIAL_SAVE_SECONDS = 3.0  # how often a streaming answer's text so far is saved
 IMAGE_ONLY_QUESTION = "What does this screenshot show, and what should I do about it?"
+NO_FILTER = DocumentFilter()
 
 
 # --- the question path ------------------------------------------------------------------------
@@ -84,6 +87,7 @@ def answer_stream(
     conversation_uid: str | None = None,
     resend_from: int | None = None,
     history: Sequence[Turn] = (),
+    filters: DocumentFilter = NO_FILTER,
     tools: ChatTools | None = None,
 ) -> Iterator[ChatEvent]:
     """Answer one question as a stream of events; the answer is saved whatever happens.
@@ -94,7 +98,8 @@ def answer_stream(
     question and everything after it are replaced, by `question` when given (edit and
     resend), else by the same question with its screenshots (regenerate). `history` is
     the earlier turns of a conversation the client keeps itself (an OpenAI-style client
-    sends them with each question); it starts a new stored one. Input problems
+    sends them with each question); it starts a new stored one. `filters` limits the
+    documents it may read (ingest.filters). Input problems
     raise ChatInputError
     (with the HTTP status every surface answers) before any event; everything after
     that is reported as events.
@@ -118,6 +123,10 @@ def answer_stream(
         question, images = replaced.content, screenshots_saved(message=replaced)
     if not question and not images:
         raise ChatInputError("Please type a question or attach a screenshot.")
+    try:
+        documents = documents_filtered(kb=kb, filters=filters)
+    except FilterError as exc:
+        raise ChatInputError(str(exc)) from exc
     _quota_consume(asker)
     attachments_check(attachments=images, allowed=asker.screenshots)
     screenshots = [screenshot_prepare(data=image.read()) for image in images]
@@ -126,7 +135,8 @@ def answer_stream(
     tools = tools or chat_tools(kb)
     if conversation is not None and history:
         raise ChatInputError("Send either a stored conversation or its history, not both.")
-    return _answer_events(kb, question, tools, conversation, screenshots, asker, history)
+    body = partial(_answer_body, kb, question, tools, screenshots=screenshots, documents=documents)
+    return _answer_events(kb, question, tools, conversation, asker, history, body)
 
 
 def _replaced_question(conversation: Conversation | None, pk: int | None) -> Message | None:
@@ -168,9 +178,9 @@ def _answer_events(
     question: str,
     tools: ChatTools,
     conversation: Conversation | None,
-    screenshots: Sequence[Screenshot],
     asker: Asker,
     prior: Sequence[Turn],
+    body: Callable[..., Iterator[ChatEvent]],
 ) -> Iterator[ChatEvent]:
     if conversation is None:
         conversation = Conversation.objects.create(
@@ -200,7 +210,7 @@ def _answer_events(
     failure: dict | None = None
     finished = False
     try:
-        yield from _answer_body(kb, question, tools, history, screenshots, user_message, reply)
+        yield from body(history=history, user_message=user_message, reply=reply)
         finished = True
     except Exception as exc:
         failure = _failure(exc)
@@ -236,8 +246,10 @@ def _answer_body(
     kb: KnowledgeBase,
     question: str,
     tools: ChatTools,
-    history: list[Turn],
+    *,
     screenshots: Sequence[Screenshot],
+    documents: tuple[int, ...] | None,
+    history: list[Turn],
     user_message: Message,
     reply: Message,
 ) -> Iterator[ChatEvent]:
@@ -263,6 +275,7 @@ def _answer_body(
             info=info,
             tools=tools,
             max_output_tokens=max_output,
+            documents=documents,
         )
         reply.sources = [_source_json(s) for s in packed.sources]
         reply.prompt_tokens, reply.matched = packed.prompt_tokens, packed.matched

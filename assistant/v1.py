@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from ingest.access import kbs_readable
 
 from .askers import Asker
-from .http import Base64Image, json_object, sse_response
+from .http import Base64Image, filters_from, json_object, sse_response
 from .keys import api_key_authenticate
 from .llm.completions import (
     MODEL_PREFIX,
@@ -86,6 +86,7 @@ def chat_completions(request: HttpRequest) -> HttpResponseBase:
             question=ask.question,
             images=[Base64Image(url) for url in ask.images],
             history=[Turn(role, text) for role, text in ask.history],
+            filters=filters_from(ask.filters),
         )
         link = api_link(base=request.build_absolute_uri("/")[:-1], key_id=key.pk)
         model = MODEL_PREFIX + kb.slug

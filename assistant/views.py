@@ -25,6 +25,7 @@ from .http import (
     UploadedImage,
     chat_input_response,
     error_response,
+    filters_from,
     sse_response,
     stored_image,
     uuid_or_none,
@@ -89,6 +90,8 @@ def chat_stream(request: HttpRequest) -> HttpResponseBase:
             images=[UploadedImage(f) for f in request.FILES.getlist("images")],
             conversation_uid=request.POST.get("conversation") or None,
             resend_from=_int_or_none(request.POST.get("resend_from", "")),
+            # "Ask only these documents": the picker sends their ids.
+            filters=filters_from({"documents": request.POST.getlist("documents")}),
         )
     except ChatInputError as exc:
         return chat_input_response(exc)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from ingest.models import Asset, Chunk, Document, KnowledgeBase
+from ingest.pipeline.types import IngestError
 from ingest.services import (
     document_delete,
     document_reindex,
+    document_tag_set,
     kb_create,
     kb_delete,
     kb_update,
@@ -89,12 +91,20 @@ class DocumentAdmin(admin.ModelAdmin):
         "progress",
         "page_count",
         "chunk_count",
+        "tag",
         "created_at",
     ]
-    list_filter = ["status", "kind", "kb"]
-    search_fields = ["filename", "error", "sha256"]
-    readonly_fields = [f.name for f in Document._meta.fields]
+    list_filter = ["status", "kind", "kb", "tag"]
+    search_fields = ["filename", "error", "sha256", "tag"]
+    # Only the tag is edited here; everything else changes through the lifecycle.
+    readonly_fields = [f.name for f in Document._meta.fields if f.name != "tag"]
     actions = ["reindex"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        try:
+            document_tag_set(document=obj, tag=form.cleaned_data.get("tag", ""))
+        except IngestError as exc:
+            messages.error(request, str(exc))
 
     def has_add_permission(self, request) -> bool:
         return False  # uploads go through the documents page or the API, which validate them

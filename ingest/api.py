@@ -19,6 +19,7 @@ from ingest.services import (
     document_create,
     document_delete,
     document_reindex,
+    document_tag_set,
     documents_bulk_delete,
     documents_bulk_reindex,
     kb_create,
@@ -63,6 +64,7 @@ class DocumentOut(Schema):
     kb: str
     filename: str
     kind: str
+    tag: str  # a free-form label admins set; questions can be limited to it (filters.tags)
     mime_type: str
     size_bytes: int
     sha256: str
@@ -292,6 +294,18 @@ def document_bulk(request, slug: str, payload: BulkIn):
 @router.get("/documents/{pk}", response=DocumentOut, summary="Document status")
 def document_detail(request, pk: int):
     return document_for(request, pk, manage=True)
+
+
+class DocumentPatchIn(Schema):
+    tag: str  # at most 64 characters; "" removes it
+
+
+@router.patch("/documents/{pk}", response=DocumentOut, summary="Set a document's tag")
+def document_patch(request, pk: int, payload: DocumentPatchIn):
+    try:
+        return document_tag_set(document=document_for(request, pk, manage=True), tag=payload.tag)
+    except IngestError as exc:
+        raise HttpError(422, str(exc)) from exc
 
 
 @router.delete("/documents/{pk}", response={204: None}, summary="Delete a document")

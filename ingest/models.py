@@ -199,6 +199,11 @@ class Document(models.Model):
     file = models.FileField(upload_to=document_upload_to, max_length=500)
     sha256 = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, choices=DocumentKind.choices, blank=True)
+    tag = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="A free-form label (e.g. 'billing' or 'v2'); questions can be limited to it",
+    )
     mime_type = models.CharField(max_length=100, blank=True)
     size_bytes = models.BigIntegerField(default=0)
     page_count = models.PositiveIntegerField(null=True, blank=True)
@@ -255,6 +260,7 @@ class Document(models.Model):
             models.Index(fields=["kb", "created_at", "id"], name="document_kb_created"),
             models.Index("kb", Lower("filename"), name="document_kb_name"),  # A-Z, any case
             models.Index(fields=["kb", "status"], name="document_kb_status"),
+            models.Index(fields=["kb", "tag"], name="document_kb_tag"),
         ]
 
     def __str__(self) -> str:

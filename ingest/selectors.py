@@ -6,7 +6,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -110,20 +110,26 @@ def query_terms(text: str, *, limit: int = 32) -> list[str]:
 
 
 def chunks_search_lexical(
-    *, kb: KnowledgeBase, query: str, limit: int, max_postings: int = 0
+    *,
+    kb: KnowledgeBase,
+    query: str,
+    limit: int,
+    max_postings: int = 0,
+    documents: Sequence[int] | None = None,
 ) -> list[LexicalHit]:
     """BM25-ranked chunks of one knowledge base matching any query word.
 
     Uses the index the database keeps up to date on every write (SQLite FTS5 or a
     PostgreSQL GIN tsvector index), so nothing is rebuilt per query. `max_postings`
     (index rows, 0 for no limit) bounds the work on SQLite: the rarest words are kept
-    while their postings fit, so a very common word cannot make a search slow.
+    while their postings fit, so a very common word cannot make a search slow. With
+    `documents` (ids), only their chunks.
     """
     terms = query_terms(query)
     if not terms:
         return []
     if connection.vendor == "sqlite":
-        return _search_sqlite(kb, terms, limit, max_postings)
+        return _search_sqlite(kb, terms, limit, max_postings, documents)
     # Settings accept only SQLite and PostgreSQL (ImproperlyConfigured otherwise).
     tsquery = " | ".join(re.sub(r"[^\w]", "", t) for t in terms if re.sub(r"[^\w]", "", t))
     if not tsquery:
@@ -132,15 +138,21 @@ def chunks_search_lexical(
         "SELECT id, ts_rank_cd(to_tsvector('english', heading || ' ' || text), q) AS score "
         "FROM ingest_chunk, to_tsquery('english', %s) q "
         "WHERE kb_id = %s AND to_tsvector('english', heading || ' ' || text) @@ q "
+        "AND (%s::integer[] IS NULL OR document_id = ANY(%s::integer[])) "
         "ORDER BY score DESC LIMIT %s"
     )
+    only = list(documents) if documents is not None else None
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tsquery, kb.pk, limit])
+        cursor.execute(sql, [tsquery, kb.pk, only, only, limit])
         return [LexicalHit(int(row[0]), float(row[1])) for row in cursor.fetchall()]
 
 
 def _search_sqlite(
-    kb: KnowledgeBase, terms: list[str], limit: int, max_postings: int
+    kb: KnowledgeBase,
+    terms: list[str],
+    limit: int,
+    max_postings: int,
+    documents: Sequence[int] | None,
 ) -> list[LexicalHit]:
     if max_postings and len(terms) > 1:  # a lone word is always searched: skip the lookup
         terms = _within_postings(terms, max_postings)
@@ -154,22 +166,25 @@ def _search_sqlite(
     # query runs.
     wide = limit * 4
     fast = (
-        "SELECT c.id, -t.rank, c.kb_id FROM (SELECT rowid AS id, "
+        "SELECT c.id, -t.rank, c.kb_id, c.document_id FROM (SELECT rowid AS id, "
         "bm25(ingest_chunk_fts, 0.5, 1.0) AS rank "
         "FROM ingest_chunk_fts WHERE ingest_chunk_fts MATCH %s ORDER BY rank LIMIT %s) t "
         "JOIN ingest_chunk c ON c.id = t.id ORDER BY t.rank"
     )
     filtered = (
-        "SELECT c.id, -bm25(ingest_chunk_fts, 0.5, 1.0), c.kb_id FROM ingest_chunk_fts "
-        "JOIN ingest_chunk c ON c.id = ingest_chunk_fts.rowid WHERE ingest_chunk_fts MATCH %s "
-        "AND c.kb_id = %s ORDER BY bm25(ingest_chunk_fts, 0.5, 1.0) LIMIT %s"
+        "SELECT c.id, -bm25(ingest_chunk_fts, 0.5, 1.0), c.kb_id, c.document_id "
+        "FROM ingest_chunk_fts JOIN ingest_chunk c ON c.id = ingest_chunk_fts.rowid "
+        "WHERE ingest_chunk_fts MATCH %s AND c.kb_id = %s AND (%s IS NULL OR c.document_id "
+        "IN (SELECT value FROM json_each(%s))) ORDER BY bm25(ingest_chunk_fts, 0.5, 1.0) LIMIT %s"
     )
+    only = json.dumps(list(documents)) if documents is not None else None
+    allowed = set(documents) if documents is not None else None
     with connection.cursor() as cursor:
         cursor.execute(fast, [match, wide])
         rows = cursor.fetchall()
-        mine = [row for row in rows if row[2] == kb.pk]
+        mine = [r for r in rows if r[2] == kb.pk and (allowed is None or r[3] in allowed)]
         if len(mine) < limit and len(rows) == wide:
-            cursor.execute(filtered, [match, kb.pk, limit])
+            cursor.execute(filtered, [match, kb.pk, only, only, limit])
             mine = cursor.fetchall()
     return [LexicalHit(int(row[0]), float(row[1])) for row in mine[:limit]]
 

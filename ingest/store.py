@@ -43,7 +43,14 @@ class VectorStore(Protocol):
         self, *, collection: str, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict]
     ) -> None: ...
 
-    def query(self, *, collection: str, vector: np.ndarray, limit: int) -> list[VectorHit]: ...
+    def query(
+        self,
+        *,
+        collection: str,
+        vector: np.ndarray,
+        limit: int,
+        documents: Sequence[int] | None = None,
+    ) -> list[VectorHit]: ...
 
     def delete_document(
         self, *, collection: str, document_id: int, keep_generation: int = 0
@@ -191,12 +198,21 @@ class ChromaStore:
 
             self._call(write)
 
-    def query(self, *, collection: str, vector: np.ndarray, limit: int) -> list[VectorHit]:
-        """Nearest vectors to one query vector, closest first."""
+    def query(
+        self,
+        *,
+        collection: str,
+        vector: np.ndarray,
+        limit: int,
+        documents: Sequence[int] | None = None,
+    ) -> list[VectorHit]:
+        """Nearest vectors to one query vector, closest first; only those of `documents`
+        (ids) when given."""
+        where = {"doc": {"$in": list(documents)}} if documents is not None else None
 
         def run(client) -> list[VectorHit]:
             result = self._collection(client, collection).query(
-                query_embeddings=[vector], n_results=limit, include=["distances"]
+                query_embeddings=[vector], n_results=limit, where=where, include=["distances"]
             )
             return [
                 VectorHit(vid, float(dist))

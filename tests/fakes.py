@@ -60,9 +60,20 @@ class MemoryStore:
         for vector_id, vector, metadata in zip(ids, vectors, metadatas, strict=True):
             rows[vector_id] = (np.asarray(vector, dtype=np.float32), dict(metadata))
 
-    def query(self, *, collection: str, vector: np.ndarray, limit: int) -> list[VectorHit]:
+    def query(
+        self,
+        *,
+        collection: str,
+        vector: np.ndarray,
+        limit: int,
+        documents: Sequence[int] | None = None,
+    ) -> list[VectorHit]:
         rows = self.collections.get(collection, {})
-        scored = [(1.0 - float(np.dot(v, vector)), vid) for vid, (v, _) in rows.items()]
+        scored = [
+            (1.0 - float(np.dot(v, vector)), vid)
+            for vid, (v, meta) in rows.items()
+            if documents is None or meta["doc"] in documents
+        ]
         return [VectorHit(vid, distance) for distance, vid in sorted(scored)[:limit]]
 
     def delete_document(

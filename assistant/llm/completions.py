@@ -57,6 +57,7 @@ class CompletionRequest:
     images: list[str]  # data: URLs
     stream: bool
     include_usage: bool
+    filters: Any  # Docent's extension: which documents to read (ingest.filters), or None
 
 
 def completion_request(body: Any) -> CompletionRequest:
@@ -91,6 +92,7 @@ def completion_request(body: Any) -> CompletionRequest:
         images=images,
         stream=body.get("stream") is True,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        filters=body.get("filters"),
     )
 
 

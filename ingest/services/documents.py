@@ -239,6 +239,20 @@ def _not_retryable(document: Document) -> str:
     return "This document is still stopping; try again in a few seconds."
 
 
+TAG_MAX_CHARS = 64
+
+
+def document_tag_set(*, document: Document, tag: str) -> Document:
+    """Label a document for filtering questions: spaces collapsed, "" removes the label;
+    IngestError for one over TAG_MAX_CHARS characters."""
+    tag = " ".join(tag.split())
+    if len(tag) > TAG_MAX_CHARS:
+        raise IngestError(f"A tag may be at most {TAG_MAX_CHARS} characters.")
+    Document.objects.filter(pk=document.pk).update(tag=tag)
+    document.tag = tag
+    return document
+
+
 def document_delete(*, document: Document, store: VectorStore) -> None:
     """Remove a document's rows, vectors and files.
 

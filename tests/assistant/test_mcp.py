@@ -27,6 +27,7 @@ MANUAL = (
 def kbs(ingest_text):
     printers = kb_get_or_create(name="Printers")
     ingest_text(printers, "printer.md", MANUAL)
+    ingest_text(printers, "scanner.md", "# Scanner\n\nClean the scanner glass once a week.")
     secret = kb_get_or_create(name="Secret")
     ingest_text(secret, "salaries.md", "# Salaries\n\nConfidential pay bands for every team.")
     _, token = api_key_create(name="printers only", knowledge_bases=[printers])
@@ -49,6 +50,19 @@ async def session_transcript(client: Client) -> dict:
         "kbs": await call("list_knowledge_bases"),
         "search": await call("search", kb="printers", query="What does the amber light mean?"),
         "off_topic": await call("search", kb="printers", query="How do I bake sourdough bread?"),
+        "filtered": await call(
+            "search",
+            kb="printers",
+            query="What does the amber light mean?",
+            filters={"documents": ["scanner.md"]},
+        ),
+        "filtered_in": await call(
+            "search",
+            kb="printers",
+            query="How often should the scanner glass be cleaned?",
+            filters={"documents": ["scanner.md"], "kinds": ["markdown"]},
+        ),
+        "bad_filter": await call("search", kb="printers", query="x", filters={"tags": ["none"]}),
         "ask": await call("ask", kb="printers", question="What does the amber light mean?"),
         "document": await call("get_document", kb="printers", document="printer.md"),
         "other_kb": await call("search", kb="secret", query="pay bands"),
@@ -64,6 +78,9 @@ def check_transcript(found: dict, *, retrieval_only: bool) -> None:
     assert found["search"]["matched"] and best["document"] == "printer.md"
     assert "amber light" in best["text"] and best["url"].startswith("http")
     assert found["off_topic"]["matched"] is False and found["off_topic"]["passages"] == []
+    assert {p["document"] for p in found["filtered"]["passages"]} <= {"scanner.md"}
+    assert {p["document"] for p in found["filtered_in"]["passages"]} == {"scanner.md"}
+    assert found["bad_filter"]["error"] and "No ready document" in found["bad_filter"]["text"]
     assert "toner is low" in found["ask"]["answer"]
     assert found["ask"]["retrieval_only"] is retrieval_only
     assert found["ask"]["sources"][0]["document"] == "printer.md"
