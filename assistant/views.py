@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ingest.access import kbs_readable
 from ingest.models import KnowledgeBase
+from ingest.selectors import documents_pickable
 
 from .askers import Asker
 from .feedback import feedback_record
@@ -73,6 +74,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "recent": mine[:20],
         "mode": chat_mode(kb=kb) if kb else {},
         "starters": kb.starters if kb else [],
+        "pickable": documents_pickable(kb=kb) if kb else {"items": [], "total": 0},
     }
     return render(request, "assistant/chat.html", context)
 

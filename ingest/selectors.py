@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Lower
 
-from ingest.models import Asset, Chunk, Document, KnowledgeBase
+from ingest.models import Asset, Chunk, Document, DocumentStatus, KnowledgeBase
 from ingest.pipeline.chunk import merge_chunk_texts
 
 _WORD = re.compile(r"[^\W_]+(?:[-.'][^\W_]+)*", re.UNICODE)
@@ -386,3 +386,18 @@ def documents_page(
     total = documents.count()
     page = documents.select_related("kb", "uploaded_by").order_by(*order)
     return DocumentPage(items=list(page[offset : offset + limit]), total=total)
+
+
+PICKER_DOCUMENTS = 500  # the chat page's "ask only these documents" lists this many at most
+
+
+def documents_pickable(*, kb: KnowledgeBase) -> dict:
+    """The ready documents a question can be limited to, by name: {"items": [{"id",
+    "name", "kind", "tag"}], "total": n}, the first PICKER_DOCUMENTS of them."""
+    ready = kb.documents.filter(status=DocumentStatus.READY)
+    rows = ready.order_by(Lower("filename"), "pk").values("pk", "filename", "kind", "tag")
+    items = [
+        {"id": r["pk"], "name": r["filename"], "kind": r["kind"], "tag": r["tag"]}
+        for r in rows[:PICKER_DOCUMENTS]
+    ]
+    return {"items": items, "total": ready.count() if len(items) == PICKER_DOCUMENTS else len(items)}

@@ -231,6 +231,10 @@ def capture(app: Docent, origin: str, document: int, out: Path, llm: FakeLLM) ->
                 "() => JSON.parse(document.querySelector('.message.assistant').dataset.passages)"
                 ".filter(p => p.document.endsWith('.pdf')).map(p => p.url)[0] || ''"
             )
+            page.click("#doc-filter summary")  # "ask only these documents", one chosen
+            page.check("#doc-filter-list input >> nth=0")
+            shot("chat-documents")
+            page.keyboard.press("Escape")
             if page.locator("#menu-toggle").is_visible():  # phones: the drawer with the history
                 page.click("#menu-toggle")
                 shot("chat-drawer")

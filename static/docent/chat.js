@@ -301,6 +301,8 @@
     body.append("conversation", chat.dataset.conversation || "");
     if (resendFrom) body.append("resend_from", resendFrom.dataset.message);
     images.forEach((file, i) => body.append("images", file, file.name || `screenshot-${i + 1}.png`));
+    // "Ask only these documents" (docfilter.js keeps the chosen ones as checked boxes).
+    form.querySelectorAll("#doc-filter-list input:checked").forEach((box) => body.append("documents", box.value));
     controller = new AbortController();
     send.hidden = true;
     stop.hidden = false;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -71,6 +72,13 @@ async def session_transcript(client: Client) -> dict:
     }
 
 
+def run_async(coroutine) -> dict:
+    """The coroutine's result, run on an event loop of its own thread: a browser test in
+    the same process may have left Playwright's loop running on this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def check_transcript(found: dict, *, retrieval_only: bool) -> None:
     assert found["tools"] == ["ask", "get_document", "list_knowledge_bases", "search"]
     assert [kb["kb"] for kb in found["kbs"]["knowledge_bases"]] == ["printers"]
@@ -104,7 +112,7 @@ def test_streamable_http_with_a_bearer_key(live_app, kbs):
             found["resource"] = json.loads(document.contents[0].text)
             return found
 
-    found = asyncio.run(run())
+    found = run_async(run())
     check_transcript(found, retrieval_only=False)  # the live app's stand-in model wrote it
     assert "[1]" in found["ask"]["answer"]
     assert found["resource"]["document"] == "printer.md"
@@ -130,4 +138,4 @@ def test_stdio_for_desktop_clients(kbs):
         async with Client(params, read_timeout_seconds=120) as client:
             return await session_transcript(client)
 
-    check_transcript(asyncio.run(run()), retrieval_only=True)  # no model: the passages
+    check_transcript(run_async(run()), retrieval_only=True)  # no model: the passages

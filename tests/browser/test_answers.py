@@ -257,8 +257,11 @@ def test_keyboard_only_ask_attach_and_stop(live_app, browser, public_kb, size):
     page.keyboard.press("Shift+Escape")  # focus the composer from anywhere
     assert page.evaluate("document.activeElement.id") == "question"
     page.keyboard.type("How do I reset the router?")
+    page.keyboard.press("Tab")  # "ask only these documents", then Attach
+    assert page.evaluate("document.activeElement.parentElement.id") == "doc-filter"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "attach"
+    page.keyboard.press("Shift+Tab")
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("Enter")
     page.locator(".message.assistant.streaming").wait_for()

@@ -6,6 +6,7 @@ import base64
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from assistant.models import Message, Widget
 from ingest.services import kb_get_or_create
@@ -111,7 +112,7 @@ def test_visitor_chats_streams_cites_and_pastes_a_screenshot(live_app, browser, 
     page = browser.new_page()
     page.goto(site)
     open_widget(page)
-    assert "Ask me anything" in page.locator(".log").inner_text()
+    expect(page.locator(".log")).to_contain_text("Ask me anything")  # once the session is up
     page.locator(".starters button").click()  # a starter question
     bubble = page.locator(".m.bot").last
     lengths = set()
@@ -205,7 +206,7 @@ def test_quota_message_shows_when_the_quota_runs_out(live_app, browser, host_sit
         page.wait_for_function(
             "() => !document.querySelector('[data-docent-widget]').shadowRoot.querySelector('button.stop').offsetParent"
         )
-    assert "reached today's limit" in page.locator(".log").inner_text()
+    expect(page.locator(".log")).to_contain_text("reached today's limit")
     assert len(live_app.llm.chat_requests) == 1
     page.close()
 
