@@ -400,4 +400,7 @@ def documents_pickable(*, kb: KnowledgeBase) -> dict:
         {"id": r["pk"], "name": r["filename"], "kind": r["kind"], "tag": r["tag"]}
         for r in rows[:PICKER_DOCUMENTS]
     ]
-    return {"items": items, "total": ready.count() if len(items) == PICKER_DOCUMENTS else len(items)}
+    return {
+        "items": items,
+        "total": ready.count() if len(items) == PICKER_DOCUMENTS else len(items),
+    }
