@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from ingest.filters import DocumentFilter, FilterError, documents_filtered
 from ingest.models import KnowledgeBase
-from ingest.store import StoreUnavailable
 from ministral.registry import ModelInfo
 
 from .askers import Asker
@@ -30,6 +29,7 @@ from .citations import sources_cited
 from .context import answer_tokens, context_pack
 from .conversations import conversation_truncate, message_save_partial
 from .events import ChatEvent
+from .failures import failure_described
 from .followups import conversation_history, question_standalone
 from .llm import (
     Finished,
@@ -42,7 +42,7 @@ from .llm import (
     Waiting,
 )
 from .models import Conversation, Message
-from .packing import PackedRequest, PackedSource, PackingError, Turn
+from .packing import PackedRequest, PackedSource, Turn
 from .prompts import retrieval_only_answer
 from .quotas import QuotaExceeded, quota_consume
 from .screenshots import (
@@ -213,7 +213,7 @@ def _answer_events(
         yield from body(history=history, user_message=user_message, reply=reply)
         finished = True
     except Exception as exc:
-        failure = _failure(exc)
+        failure = failure_described(exc)
         reply.status, reply.error = Message.Status.ERROR, failure["message"]
         finished = True
     finally:
@@ -368,36 +368,6 @@ def _stream_answer(
         finally:
             reply.content = "".join(text)
             reply.reasoning = "".join(reasoning)
-
-
-def _failure(exc: Exception) -> dict:
-    """The error event for a failure after the first event: what happened, for people."""
-    if isinstance(exc, LLMError):
-        data: dict = {"message": str(exc), "code": exc.code}
-        if exc.retry_after is not None:
-            data["retry_after"] = exc.retry_after
-        return data
-    if isinstance(exc, PackingError):
-        return {"message": str(exc), "code": "packing"}
-    if isinstance(exc, StoreUnavailable):
-        logger.warning("Vector store unavailable mid-question: %s", exc)
-        return {
-            "message": "The search index is not reachable right now, so Docent could not look "
-            "up sources. Please try again in a moment.",
-            "code": "store_unavailable",
-        }
-    if isinstance(exc, DatabaseError):
-        logger.exception("Database error while answering")
-        return {
-            "message": "The database was busy or unavailable while answering. Please try again.",
-            "code": "database",
-        }
-    logger.exception("Unexpected failure while answering")
-    return {
-        "message": f"Docent failed while answering ({type(exc).__name__}); the details are "
-        "in the server log.",
-        "code": "internal",
-    }
 
 
 def _source_json(source: PackedSource) -> dict:

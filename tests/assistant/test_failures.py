@@ -51,7 +51,10 @@ def test_a_long_retry_after_is_an_error_at_once_not_a_silent_wait(kb, llm_server
     llm_server.script(Reply.error(429, retry_after=90))
     start = time.monotonic()
     events, reply = ask(kb, "What does E-42 mean?")
-    assert time.monotonic() - start < 10  # not 90 s, not 210 s
+    # Not 90 s, nor 210 s: no wait at all (the bound leaves room for loading the models
+    # on a busy machine, and is still well under the 90 s it was told).
+    assert time.monotonic() - start < 60
+    assert not [e for e in events if e.kind == "status" and e.data.get("stage") == "waiting"]
     error = error_of(events)
     assert error["code"] == "rate_limited" and error["retry_after"] == 90
     assert "wait 90 s" in error["message"]
