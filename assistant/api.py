@@ -2,6 +2,12 @@
 
 Callers authenticate with an API key (`Authorization: Bearer dk_...`, made in the admin
 and scoped to knowledge bases) or a signed-in browser session (with its CSRF token).
+
+Beside it, with the same keys: `/v1/` is OpenAI's chat-completions API, each knowledge
+base a model `docent/<slug>` (`GET /v1/models`, `POST /v1/chat/completions`; sources in
+the extension field `sources`, `filters` as in chat), and `/mcp` is an MCP server
+(streamable HTTP; tools `list_knowledge_bases`, `search`, `ask`, `get_document`). The
+README's "As an OpenAI-compatible model" and "As an MCP server" give the details.
 """
 
 from __future__ import annotations

@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from assistant.keys import api_key_create
+from ingest.models import Document
 from ingest.services import kb_get_or_create
 from tests.conftest import REPO, subprocess_env
 
@@ -68,6 +69,7 @@ async def session_transcript(client: Client) -> dict:
         "document": await call("get_document", kb="printers", document="printer.md"),
         "other_kb": await call("search", kb="secret", query="pay bands"),
         "other_doc": await call("get_document", kb="secret", document="salaries.md"),
+        "other_ask": await call("ask", kb="secret", question="What are the pay bands?"),
         "templates": [t.uri_template for t in templates.resource_templates],
     }
 
@@ -93,12 +95,15 @@ def check_transcript(found: dict, *, retrieval_only: bool) -> None:
     assert found["ask"]["retrieval_only"] is retrieval_only
     assert found["ask"]["sources"][0]["document"] == "printer.md"
     assert "250 sheets" in found["document"]["pages"][0]["text"]
-    for refused in (found["other_kb"], found["other_doc"]):  # the key's scope, in every tool
+    refusals = (found["other_kb"], found["other_doc"], found["other_ask"])
+    for refused in refusals:  # the key's scope, in every tool
         assert refused["error"] and "No knowledge base 'secret'" in refused["text"]
     assert found["templates"] == ["docent://{kb}/documents/{document_id}"]
 
 
 def test_streamable_http_with_a_bearer_key(live_app, kbs):
+    secret = Document.objects.get(filename="salaries.md").pk
+
     async def run() -> dict:
         http = create_mcp_http_client(headers={"Authorization": f"Bearer {kbs}"})
         async with (
@@ -110,12 +115,19 @@ def test_streamable_http_with_a_bearer_key(live_app, kbs):
                 f"docent://printers/documents/{found['document']['document_id']}"
             )
             found["resource"] = json.loads(document.contents[0].text)
+            try:
+                other = await client.read_resource(f"docent://secret/documents/{secret}")
+                found["other_resource"] = other.contents[0].text
+            except MCPError as exc:
+                found["other_resource"] = str(exc)
             return found
 
     found = run_async(run())
     check_transcript(found, retrieval_only=False)  # the live app's stand-in model wrote it
     assert "[1]" in found["ask"]["answer"]
     assert found["resource"]["document"] == "printer.md"
+    assert found["other_resource"].startswith("Error")  # refused (the SDK words it)
+    assert "Confidential" not in found["other_resource"]
     anonymous = httpx.post(
         f"{live_app.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
     )
