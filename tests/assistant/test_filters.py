@@ -141,3 +141,46 @@ def test_v1_takes_the_same_filters_as_an_extension(kb, llm_server):
     assert (
         refused.status_code == 422 and "Unknown document type" in refused.json()["error"]["message"]
     )
+
+
+def test_word_search_is_filtered_on_postgresql_too(postgres, tmp_path):
+    """The lexical side filters in SQL on both databases (SQLite's runs in the tests above)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, subprocess_env
+
+    env = subprocess_env(DATABASE_URL=postgres, DATA_DIR=str(tmp_path), LLM_BASE_URL="")
+    env.pop("DJANGO_SETTINGS_MODULE")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=300
+    )
+    script = """
+import json
+from ingest.models import Chunk, Document, KnowledgeBase
+from ingest.selectors import chunks_search_lexical
+kb = KnowledgeBase.objects.create(name="Pg filters")
+ids = {}
+for n, (name, text) in enumerate([("router.md", "Reset the router with the pin."), ("printer.md", "Reset the printer from its menu.")]):
+    doc = Document.objects.create(kb=kb, filename=name, sha256=str(n) * 64, status="ready")
+    Chunk.objects.create(kb=kb, document=doc, vector_id=f"v{n}", ordinal=0, text=text, token_count=8)
+    ids[name] = doc.pk
+def found(documents):
+    hits = chunks_search_lexical(kb=kb, query="reset", limit=10, documents=documents)
+    return sorted(Chunk.objects.get(pk=h.chunk_id).document.filename for h in hits)
+print(json.dumps([found(None), found([ids["printer.md"]]), found([])]))
+"""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [
+        ["printer.md", "router.md"],
+        ["printer.md"],
+        [],
+    ]
