@@ -1,40 +1,19 @@
-// "Ask only these documents": a checklist of the knowledge base's ready documents (from the
-// page's JSON, at most 500 by name), searchable, shown as removable chips above the
-// question. chat.js sends the checked ones with each question.
+// "Ask only these documents": the checklist of the knowledge base's ready documents (the
+// page lists at most 500, by name), searchable, the chosen ones shown as removable chips
+// above the question. chat.js sends the checked ones with each question.
 (() => {
   "use strict";
   const box = document.getElementById("doc-filter");
-  const data = document.getElementById("doc-filter-data");
-  if (!box || !data) return;
-  const { items, total } = JSON.parse(data.textContent);
+  if (!box) return;
   const list = document.getElementById("doc-filter-list");
   const search = document.getElementById("doc-filter-q");
   const label = document.getElementById("doc-filter-label");
   const note = document.getElementById("doc-filter-note");
   const clear = document.getElementById("doc-filter-clear");
   const chosen = document.getElementById("doc-filter-chosen");
-
-  const rows = items.map((doc) => {
-    const li = document.createElement("li");
-    const option = document.createElement("label");
-    const check = document.createElement("input");
-    check.type = "checkbox";
-    check.value = String(doc.id);
-    check.dataset.name = doc.name;
-    const name = document.createElement("span");
-    name.textContent = doc.name;
-    option.append(check, name);
-    if (doc.tag) {
-      const tag = document.createElement("span");
-      tag.className = "doc-tag";
-      tag.textContent = doc.tag;
-      option.append(tag);
-    }
-    li.append(option);
-    li.dataset.search = `${doc.name} ${doc.tag}`.toLowerCase();
-    return li;
-  });
-  list.append(...rows);
+  const rows = [...list.querySelectorAll("li")];  // rendered (and escaped) by the server
+  const total = Number(list.dataset.total);
+  for (const li of rows) li.dataset.search = li.textContent.toLowerCase();
 
   function checked() { return [...list.querySelectorAll("input:checked")]; }
 
@@ -66,7 +45,7 @@
       if (!li.hidden) shown += 1;
     }
     note.textContent = !shown ? "No document matches."
-      : total > items.length ? `The first ${items.length} of ${total} documents, by name.` : "";
+      : total > rows.length ? `The first ${rows.length} of ${total} documents, by name.` : "";
   }
 
   list.addEventListener("change", render);

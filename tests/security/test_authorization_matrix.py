@@ -126,6 +126,10 @@ def chat_json(w, p, t):
     return "json", {"question": QUESTION}
 
 
+def tag_json(w, p, t):
+    return "json", {"tag": f"tagged by {p}"}
+
+
 def v1_chat_json(w, p, t):
     return "json", {
         "model": f"docent/{t['kb']}",
@@ -281,6 +285,7 @@ ROWS = [
     R("API bulk delete/re-index",     "POST /api/kbs/{kb}/documents/bulk",                 "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401",   body=bulk_json, target="fresh_doc"),
     R("API upload",                   "POST /api/kbs/{kb}/documents",                      "401/401",   "403/404", "201/201", "403/404",   "201/404",   "401/401",   body=upload),
     R("API document detail",          "GET /api/documents/{doc}",                          "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401"),
+    R("API tag document",             "PATCH /api/documents/{doc}",                        "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401",   body=tag_json, target="fresh_doc"),
     R("API delete document",          "DELETE /api/documents/{doc}",                       "401/401",   "403/404", "204/204", "403/404",   "204/404",   "401/401",   target="fresh_doc"),
     R("API reindex document",         "POST /api/documents/{doc}/reindex",                 "401/401",   "403/404", "202/202", "403/404",   "202/404",   "401/401",   target="ready_doc"),
     R("API cancel indexing",          "POST /api/documents/{doc}/cancel",                  "401/401",   "403/404", "200/200", "403/404",   "200/404",   "401/401",   target="fresh_doc"),
