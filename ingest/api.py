@@ -65,6 +65,7 @@ class DocumentOut(Schema):
     filename: str
     kind: str
     tag: str  # a free-form label admins set; questions can be limited to it (filters.tags)
+    source: str  # where a synced document came from: its file's path; "" for an upload
     mime_type: str
     size_bytes: int
     sha256: str

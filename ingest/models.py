@@ -199,6 +199,11 @@ class Document(models.Model):
     file = models.FileField(upload_to=document_upload_to, max_length=500)
     sha256 = models.CharField(max_length=64)
     kind = models.CharField(max_length=16, choices=DocumentKind.choices, blank=True)
+    source = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Where it came from when synced: the file's absolute path, or a URL",
+    )
     tag = models.CharField(
         max_length=64,
         blank=True,
@@ -261,6 +266,7 @@ class Document(models.Model):
             models.Index("kb", Lower("filename"), name="document_kb_name"),  # A-Z, any case
             models.Index(fields=["kb", "status"], name="document_kb_status"),
             models.Index(fields=["kb", "tag"], name="document_kb_tag"),
+            models.Index(fields=["kb", "source"], name="document_kb_source"),
         ]
 
     def __str__(self) -> str:
