@@ -15,7 +15,7 @@
   var base = new URL(script.src).origin;
   var api = base + "/widget/api/" + encodeURIComponent(id);
   var store = "docent:" + id + ":";
-  var session = null, config = null, controller = null, files = [];
+  var session = null, config = null, controller = null, files = [], ready = null;
 
   var host = document.createElement("div");
   host.setAttribute("data-docent-widget", id);
@@ -226,7 +226,7 @@
   function restore() {
     var conversation = get("conversation");
     if (!conversation) return greet();
-    fetch(api + "/conversations/" + encodeURIComponent(conversation), { headers: { Authorization: "Bearer " + session } })
+    return fetch(api + "/conversations/" + encodeURIComponent(conversation), { headers: { Authorization: "Bearer " + session } })
       .then(function (r) { if (!r.ok) throw new Error(); return r.json(); })
       .then(function (b) {
         log.textContent = "";
@@ -255,6 +255,8 @@
   }
 
   function ask(question) {
+    // Asked before the first session answered: asked as soon as it does (not dropped).
+    if (!config && ready && !preview) { ready.then(function () { if (config) ask(question); }); return; }
     if (!config || preview) return;  // refused on this site, or the admin's preview: no one to ask
     question = question.trim();
     if (!question || controller) return;
@@ -384,9 +386,9 @@
       return;
     }
     document.body.appendChild(host);
-    startSession().then(function () {
+    ready = startSession().then(function () {
       applyConfig();
-      restore();
+      return restore();  // a question typed meanwhile goes after the restored conversation
     }).catch(function () {
       wrap.style.setProperty("--c", "#667085");
       log.textContent = "";

@@ -219,6 +219,29 @@ def widget_on_site(live_app, host_site, shop) -> str:
     return site
 
 
+def test_a_question_typed_before_the_widget_is_ready_is_asked_not_dropped(
+    live_app, browser, host_site, shop
+):
+    site = widget_on_site(live_app, host_site, shop)
+    live_app.llm.script(Reply(text="Returns take 30 days [1]."))
+    page = browser.new_page()
+    held = []  # the first session request, answered only after the visitor has asked
+    page.route(
+        "**/widget/api/*/session",
+        lambda route: route.continue_() if held else held.append(route),
+    )
+    page.goto(site)
+    open_widget(page)
+    page.locator("textarea").fill("How do returns work?")
+    page.keyboard.press("Enter")
+    assert held and not live_app.llm.chat_requests
+    held[0].continue_()
+    page.locator(".srcs").wait_for()
+    assert "30 days" in page.locator(".m.bot").last.inner_text()
+    assert page.locator(".m.user").all_inner_texts() == ["How do returns work?"]
+    page.close()
+
+
 @pytest.mark.parametrize("size", [(1366, 768), (390, 844)], ids=["desktop", "phone"])
 def test_the_widget_is_a_dialog_the_keyboard_can_use_and_full_screen_on_a_phone(
     live_app, browser, host_site, shop, size
