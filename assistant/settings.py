@@ -374,6 +374,10 @@ INGEST_WORKERS = _get(
 INGEST_SMALL_WORKERS = _get("int", "INGEST_SMALL_WORKERS", 1, minimum=0, maximum=64)
 if INGEST_WORKERS + INGEST_SMALL_WORKERS == 0:
     raise ImproperlyConfigured("INGEST_WORKERS and INGEST_SMALL_WORKERS can't both be 0")
+# Folders a knowledge base's settings may name for the worker to mirror (absolute paths,
+# comma-separated); empty: only `manage.py sync` syncs folders.
+SYNC_FOLDER_ROOTS = _get("list", "SYNC_FOLDER_ROOTS", [])
+SYNC_INTERVAL_SECONDS = _get("float", "SYNC_INTERVAL_SECONDS", 300.0, minimum=5)
 OCR_ENABLED = _get("bool", "OCR_ENABLED", True)
 OCR_MIN_TEXT_HEIGHT_PX = _get("int", "OCR_MIN_TEXT_HEIGHT_PX", 32, minimum=1)
 CHUNK_MAX_TOKENS = _get("int", "CHUNK_MAX_TOKENS", 200, minimum=16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,6 +21,29 @@ def validate_stop_sequences(value: str) -> None:
         raise ValidationError("Give at most 4 stop sequences, one per line.")
     if any(len(line) > 100 for line in lines):
         raise ValidationError("Keep each stop sequence under 100 characters.")
+
+
+def validate_sync_folder(value: str) -> None:
+    """A folder the worker may mirror: absolute, existing, inside SYNC_FOLDER_ROOTS (the
+    server's operator lists them; staff can't point a knowledge base at any file)."""
+    if not value:
+        return
+    roots = [Path(root).resolve() for root in settings.SYNC_FOLDER_ROOTS]
+    if not roots:
+        raise ValidationError(
+            "Folder sync from the settings is off: the server's SYNC_FOLDER_ROOTS lists no "
+            "folder (manage.py sync still works from the command line)."
+        )
+    folder = Path(value)
+    if not folder.is_absolute():
+        raise ValidationError("Give the folder's absolute path on the server.")
+    folder = folder.resolve()
+    if not any(folder == root or root in folder.parents for root in roots):
+        raise ValidationError(
+            "That folder is outside SYNC_FOLDER_ROOTS: " + ", ".join(map(str, roots)) + "."
+        )
+    if not folder.is_dir():
+        raise ValidationError(f"{folder} is not a folder on the server.")
 
 
 class KnowledgeBase(models.Model):
@@ -93,6 +117,17 @@ class KnowledgeBase(models.Model):
             "knowledge base's own passages. Measure a change with an evaluation run."
         ),
     )
+    sync_folder = models.CharField(
+        max_length=1000,
+        blank=True,
+        validators=[validate_sync_folder],
+        help_text=(
+            "A folder on the server that this knowledge base mirrors: the worker uploads new "
+            "files, re-indexes changed ones and deletes removed ones every "
+            "SYNC_INTERVAL_SECONDS. It must be inside SYNC_FOLDER_ROOTS. Empty: no sync."
+        ),
+    )
+    sync_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The embedder (model and backend) that made this knowledge base's vectors; blank until
     # its first document is indexed. Another embedder's vectors are never mixed in.
     embedder = models.CharField(max_length=200, blank=True, editable=False)
@@ -120,6 +155,7 @@ class KnowledgeBase(models.Model):
         "retrieval_budget",
         "starter_questions",
         "no_match_threshold",
+        "sync_folder",
     )
 
     class Meta:

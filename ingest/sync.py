@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from .models import Document, KnowledgeBase
 from .pipeline.types import IngestError
@@ -20,6 +26,7 @@ from .services import document_create, document_delete
 from .store import VectorStore
 
 HASH_CHUNK = 1024 * 1024  # bytes read at a time while hashing
+logger = logging.getLogger("docent.ingest")
 
 
 @dataclass(frozen=True)
@@ -159,3 +166,25 @@ def _upload(
     )
     said(f"{verb:8} {name}" + (f": {document.error}" if document.status == "failed" else ""))
     return True
+
+
+def kbs_sync_due(*, store: VectorStore) -> dict[str, SyncReport]:
+    """Sync every knowledge base whose folder (KnowledgeBase.sync_folder) is due: not
+    checked for SYNC_INTERVAL_SECONDS. Each is claimed with one conditional UPDATE, so of
+    several workers exactly one syncs it. Returns {knowledge base name: report}."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.SYNC_INTERVAL_SECONDS)
+    due = Q(sync_checked_at__isnull=True) | Q(sync_checked_at__lt=cutoff)
+    done: dict[str, SyncReport] = {}
+    for kb in KnowledgeBase.objects.exclude(sync_folder="").filter(due):
+        if not KnowledgeBase.objects.filter(pk=kb.pk).filter(due).update(sync_checked_at=now):
+            continue  # another worker took it
+        try:
+            plan = folder_plan(kb=kb, root=Path(kb.sync_folder))
+        except IngestError as exc:
+            logger.warning("Knowledge base %s: its synced folder: %s", kb.name, exc)
+            continue
+        if plan:
+            done[kb.name] = folder_sync(kb=kb, plan=plan, store=store)
+            logger.info("Knowledge base %s synced from %s: %s", kb.name, plan.root, plan.summary())
+    return done

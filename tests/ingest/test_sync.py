@@ -101,3 +101,62 @@ def test_watch_picks_up_a_new_file_within_five_seconds(tmp_path, store):
         if process.poll() is None:
             process.terminate()
         process.communicate(timeout=10)  # also closes its output pipe
+
+
+def test_a_synced_folder_must_be_inside_the_roots_the_operator_allows(tmp_path, settings):
+    from ingest.services import kb_get_or_create, kb_update
+
+    kb = kb_get_or_create(name="Settings")
+    allowed = tmp_path / "shared-docs"
+    (allowed / "team").mkdir(parents=True)
+    with pytest.raises(ValueError, match="Folder sync from the settings is off"):
+        kb_update(kb=kb, sync_folder=str(allowed))
+    settings.SYNC_FOLDER_ROOTS = [str(allowed)]
+    for bad, says in (
+        ("/etc", "outside SYNC_FOLDER_ROOTS"),
+        ("team", "absolute path"),
+        (str(allowed / "team" / ".." / ".."), "outside SYNC_FOLDER_ROOTS"),
+        (str(allowed / "missing"), "is not a folder"),
+    ):
+        with pytest.raises(ValueError, match=says):
+            kb_update(kb=kb, sync_folder=bad)
+    assert kb_update(kb=kb, sync_folder=str(allowed / "team")).sync_folder == str(allowed / "team")
+
+
+def test_due_folders_are_synced_once_per_interval(tmp_path, settings, store):
+    from ingest.models import KnowledgeBase
+    from ingest.services import kb_get_or_create
+    from ingest.sync import kbs_sync_due
+
+    folder = tmp_path / "team"
+    folder.mkdir()
+    (folder / "one.md").write_text("# One\n\nFirst file.")
+    settings.SYNC_FOLDER_ROOTS = [str(tmp_path)]
+    kb = kb_get_or_create(name="Team")
+    KnowledgeBase.objects.filter(pk=kb.pk).update(sync_folder=str(folder))
+    assert kbs_sync_due(store=store)["Team"].uploaded == ["one.md"]
+    (folder / "two.md").write_text("# Two\n\nSecond file.")
+    assert kbs_sync_due(store=store) == {}  # checked just now: not due yet
+    KnowledgeBase.objects.filter(pk=kb.pk).update(sync_checked_at=None)
+    (folder / "one.md").unlink()
+    report = kbs_sync_due(store=store)["Team"]
+    assert report.uploaded == ["two.md"] and report.deleted == ["one.md"]
+
+
+def test_the_worker_keeps_a_knowledge_base_in_step_with_its_folder(tmp_path, worker_factory):
+    from ingest.models import KnowledgeBase
+    from ingest.services import kb_get_or_create
+    from tests.conftest import wait_for_document
+
+    folder = tmp_path / "team"
+    folder.mkdir()
+    (folder / "guide.md").write_text("# Guide\n\nThe worker found this file by itself.")
+    kb = kb_get_or_create(name="Worker sync")
+    KnowledgeBase.objects.filter(pk=kb.pk).update(sync_folder=str(folder))
+    worker_factory(SYNC_FOLDER_ROOTS=str(tmp_path), SYNC_INTERVAL_SECONDS="5")
+    deadline = time.monotonic() + 120
+    while not Document.objects.filter(kb=kb).exists():
+        assert time.monotonic() < deadline, "the worker never synced the folder"
+        time.sleep(0.2)
+    document = wait_for_document(Document.objects.get(kb=kb).pk)
+    assert document.status == "ready" and document.source == str(folder / "guide.md")

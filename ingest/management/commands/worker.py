@@ -79,6 +79,11 @@ class Command(BaseCommand):
             target=_sweep, args=(stop, tools.store), daemon=True, name="recovery-sweep"
         )
         sweeper.start()
+        if settings.SYNC_FOLDER_ROOTS:
+            syncer = threading.Thread(
+                target=_sync_folders, args=(stop, tools.store), daemon=True, name="folder-sync"
+            )
+            syncer.start()
         worker = Worker(
             queue_names=lanes,
             interval=interval,
@@ -109,6 +114,22 @@ class Command(BaseCommand):
                     break
         finally:
             stop.set()
+
+
+def _sync_folders(stop: threading.Event, store) -> None:
+    """Mirror the knowledge bases' synced folders (KnowledgeBase.sync_folder) when due."""
+    from ingest.sync import kbs_sync_due
+
+    try:
+        while True:
+            try:
+                kbs_sync_due(store=store)
+            except Exception:
+                logger.exception("Folder sync failed")
+            if stop.wait(min(settings.SYNC_INTERVAL_SECONDS, 30)):
+                return
+    finally:
+        connection.close()
 
 
 def _sweep(stop: threading.Event, store) -> None:
