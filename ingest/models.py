@@ -118,6 +118,7 @@ class KnowledgeBase(models.Model):
         ),
     )
     sync_folder = models.CharField(
+        "synced folder",
         max_length=1000,
         blank=True,
         validators=[validate_sync_folder],
