@@ -119,6 +119,29 @@ def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 120) -> 
     raise AssertionError(f"{needle!r} never appeared; output:\n" + "\n".join(lines[-50:]))
 
 
+def shell_on_postgres(database_url: str, data_dir: Path, script: str) -> str:
+    """Run `script` in `manage.py shell` against a migrated PostgreSQL database (the real
+    settings, not the test ones); its last line of output. Fails with its stderr."""
+    env = subprocess_env(
+        DATABASE_URL=database_url,
+        DATA_DIR=str(data_dir),
+        LLM_BASE_URL="",
+        ALLOWED_HOSTS="testserver",
+    )
+    env.pop("DJANGO_SETTINGS_MODULE")
+    for command in (["migrate", "-v0"], ["shell", "-c", script]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
 def _pg_bin(name: str) -> str:
     found = shutil.which(name) or next(
         iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None

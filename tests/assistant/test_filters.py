@@ -145,16 +145,8 @@ def test_v1_takes_the_same_filters_as_an_extension(kb, llm_server):
 
 def test_word_search_is_filtered_on_postgresql_too(postgres, tmp_path):
     """The lexical side filters in SQL on both databases (SQLite's runs in the tests above)."""
-    import subprocess
-    import sys
+    from tests.conftest import shell_on_postgres
 
-    from tests.conftest import REPO, subprocess_env
-
-    env = subprocess_env(DATABASE_URL=postgres, DATA_DIR=str(tmp_path), LLM_BASE_URL="")
-    env.pop("DJANGO_SETTINGS_MODULE")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=300
-    )
     script = """
 import json
 from ingest.models import Chunk, Document, KnowledgeBase
@@ -170,16 +162,7 @@ def found(documents):
     return sorted(Chunk.objects.get(pk=h.chunk_id).document.filename for h in hits)
 print(json.dumps([found(None), found([ids["printer.md"]]), found([])]))
 """
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [
+    assert json.loads(shell_on_postgres(postgres, tmp_path, script)) == [
         ["printer.md", "router.md"],
         ["printer.md"],
         [],

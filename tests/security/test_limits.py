@@ -177,18 +177,8 @@ def test_bodies_over_the_limit_are_refused_before_they_are_read(live_app):
 
 def test_questions_and_comments_with_nul_are_stored_on_postgresql(postgres, tmp_path):
     """Before: a NUL character in a question or a feedback comment was a 500 on PostgreSQL."""
-    import subprocess
-    import sys
+    from tests.conftest import shell_on_postgres
 
-    from tests.conftest import REPO, subprocess_env
-
-    env = subprocess_env(
-        DATABASE_URL=postgres, DATA_DIR=str(tmp_path), LLM_BASE_URL="", ALLOWED_HOSTS="testserver"
-    )
-    env.pop("DJANGO_SETTINGS_MODULE")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True, timeout=300
-    )
     script = """
 import json
 from django.test import Client
@@ -210,18 +200,9 @@ rated = api.post(f"/api/messages/{answer['message_id']}/feedback", {"rating": 1,
 question = Message.objects.get(pk=answer["message_id"] - 1).content
 print(json.dumps([form.status_code, slug.status_code, query.status_code, asked.status_code, question, rated.status_code, rated.json().get("comment")]))
 """
-    out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
     # Form fields and URLs with NUL are refused plainly; JSON questions and comments are
     # stored without it.
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [
+    assert json.loads(shell_on_postgres(postgres, tmp_path, script)) == [
         400,
         400,
         400,
