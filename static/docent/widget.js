@@ -15,7 +15,7 @@
   var base = new URL(script.src).origin;
   var api = base + "/widget/api/" + encodeURIComponent(id);
   var store = "docent:" + id + ":";
-  var session = null, config = null, controller = null, files = [], ready = null;
+  var session = null, config = null, controller = null, files = [], ready = null, pending = null;
 
   var host = document.createElement("div");
   host.setAttribute("data-docent-widget", id);
@@ -255,8 +255,13 @@
   }
 
   function ask(question) {
-    // Asked before the first session answered: asked as soon as it does (not dropped).
-    if (!config && ready && !preview) { ready.then(function () { if (config) ask(question); }); return; }
+    // Asked before the first session answered: asked as soon as it does, not dropped (the
+    // latest one, if the visitor asked again meanwhile).
+    if (!config && ready && !preview) {
+      if (pending === null) ready.then(function () { var q = pending; pending = null; if (config) ask(q); });
+      pending = question;
+      return;
+    }
     if (!config || preview) return;  // refused on this site, or the admin's preview: no one to ask
     question = question.trim();
     if (!question || controller) return;

@@ -49,9 +49,13 @@ def make_widget(kb, origin: str, **fields) -> Widget:
     )
 
 
-def open_widget(page) -> None:
+def open_widget(page, *, ready: bool = True) -> None:
+    """Open the panel; with `ready`, also wait until it has said something (its greeting,
+    the restored conversation or why it is unavailable), as a visitor would."""
     page.locator("button.launcher").click()
     page.locator(".panel").wait_for(state="visible")
+    if ready:
+        page.locator(".log > *").first.wait_for()
 
 
 def paste_image(page, png: bytes) -> None:
@@ -231,7 +235,7 @@ def test_a_question_typed_before_the_widget_is_ready_is_asked_not_dropped(
         lambda route: route.continue_() if held else held.append(route),
     )
     page.goto(site)
-    open_widget(page)
+    open_widget(page, ready=False)
     page.locator("textarea").fill("How do returns work?")
     page.keyboard.press("Enter")
     assert held and not live_app.llm.chat_requests
