@@ -63,19 +63,40 @@ async def mcp_session(base: str, token: str, slug: str) -> None:
 
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
     async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
-        say("MCP tools", [t.name for t in (await client.list_tools()).tools])
-        calls = [
-            ("list_knowledge_bases", {}),
-            ("search", {"kb": slug, "query": "amber light", "limit": 2}),
-            ("search", {"kb": slug, "query": "How do I bake bread?"}),
-            ("ask", {"kb": slug, "question": "What does E-42 mean?"}),
-            ("get_document", {"kb": slug, "document": "printer-manual.md"}),
-            ("search", {"kb": "someone-elses", "query": "salaries"}),
-        ]
-        for name, arguments in calls:
-            result = await client.call_tool(name, arguments)
-            shown = result.structured_content if not result.is_error else result.content[0].text
-            say(f"MCP {name}({json.dumps(arguments)})", shown)
+        say("MCP over streamable HTTP: tools", [t.name for t in (await client.list_tools()).tools])
+        await mcp_calls(client, slug)
+
+
+async def mcp_stdio_session(env: dict[str, str], token: str, slug: str) -> None:
+    from mcp import Client, StdioServerParameters
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=[str(REPO / "manage.py"), "mcp"],
+        env={**env, "DOCENT_API_KEY": token},
+        cwd=str(REPO),
+    )
+    async with Client(server, read_timeout_seconds=120) as client:
+        say(
+            "MCP over stdio (manage.py mcp): tools",
+            [t.name for t in (await client.list_tools()).tools],
+        )
+        await mcp_calls(client, slug)
+
+
+async def mcp_calls(client, slug: str) -> None:
+    calls = [
+        ("list_knowledge_bases", {}),
+        ("search", {"kb": slug, "query": "amber light", "limit": 2}),
+        ("search", {"kb": slug, "query": "How do I bake bread?"}),
+        ("ask", {"kb": slug, "question": "What does E-42 mean?"}),
+        ("get_document", {"kb": slug, "document": "printer-manual.md"}),
+        ("search", {"kb": "someone-elses", "query": "salaries"}),
+    ]
+    for name, arguments in calls:
+        result = await client.call_tool(name, arguments)
+        shown = result.structured_content if not result.is_error else result.content[0].text
+        say(f"MCP {name}({json.dumps(arguments)})", shown)
 
 
 def main() -> int:
@@ -89,6 +110,7 @@ def main() -> int:
             app.wait_settled(client, {document}, timeout=180)
         openai_session(app.url, app.token, app.slug)
         asyncio.run(mcp_session(app.url, app.token, app.slug))
+        asyncio.run(mcp_stdio_session(app.env, app.token, app.slug))
     finally:
         app.cleanup()
         llm.stop()
