@@ -14,8 +14,8 @@ class CollectedAnswer:
     conversation: str = ""
     message_id: int | None = None
     status: str = ""
-    answer: str = ""
-    reasoning: str = ""
+    texts: list[str] = field(default_factory=list)  # the answer's pieces, as streamed
+    thoughts: list[str] = field(default_factory=list)  # the reasoning's
     error: dict[str, Any] = field(default_factory=dict)
     sources: list[dict[str, Any]] = field(default_factory=list)  # every passage read
     citations: dict[str, Any] = field(default_factory=dict)  # grouped: citations.py
@@ -23,6 +23,43 @@ class CollectedAnswer:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost: float | None = None
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.texts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.thoughts)
+
+    @property
+    def failed(self) -> bool:
+        """Whether a failure cut the answer short (an answer cut at the output limit is
+        still an answer)."""
+        return bool(self.error) and self.error.get("code") != "truncated"
+
+    def read(self, event: ChatEvent) -> None:
+        """Take in the next event of the answer (answer_stream's order)."""
+        data = event.data
+        if event.kind == "conversation":
+            self.conversation = data["id"]
+        elif event.kind == "sources":
+            self.sources = data["sources"]
+        elif event.kind == "citations":
+            self.citations = data
+        elif event.kind == "delta":
+            self.texts.append(data["text"])
+        elif event.kind == "reasoning":
+            self.thoughts.append(data["text"])
+        elif event.kind == "error":
+            self.error = data
+        elif event.kind == "done":
+            self.message_id = data["message_id"]
+            self.status = data["status"]
+            self.retrieval_only = data["retrieval_only"]
+            self.prompt_tokens = data["prompt_tokens"]
+            self.completion_tokens = data["completion_tokens"]
+            self.cost = data["cost"]
 
     def ids(self) -> dict[str, Any]:
         return {"conversation": self.conversation, "message_id": self.message_id}
@@ -47,28 +84,6 @@ class CollectedAnswer:
 def answer_collect(events: Iterable[ChatEvent]) -> CollectedAnswer:
     """Drain an answer's events into one record (the saved reply says the same)."""
     answer = CollectedAnswer()
-    text: list[str] = []
-    reasoning: list[str] = []
     for event in events:
-        data = event.data
-        if event.kind == "conversation":
-            answer.conversation = data["id"]
-        elif event.kind == "sources":
-            answer.sources = data["sources"]
-        elif event.kind == "citations":
-            answer.citations = data
-        elif event.kind == "delta":
-            text.append(data["text"])
-        elif event.kind == "reasoning":
-            reasoning.append(data["text"])
-        elif event.kind == "error":
-            answer.error = data
-        elif event.kind == "done":
-            answer.message_id = data["message_id"]
-            answer.status = data["status"]
-            answer.retrieval_only = data["retrieval_only"]
-            answer.prompt_tokens = data["prompt_tokens"]
-            answer.completion_tokens = data["completion_tokens"]
-            answer.cost = data["cost"]
-    answer.answer, answer.reasoning = "".join(text), "".join(reasoning)
+        answer.read(event)
     return answer

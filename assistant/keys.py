@@ -47,3 +47,9 @@ def api_key_authenticate(*, token: str) -> ApiKey | None:
     if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
+
+
+def api_key_from_header(*, authorization: str) -> ApiKey | None:
+    """The live key an ``Authorization: Bearer dk_...`` header names, or None."""
+    scheme, _, token = authorization.partition(" ")
+    return api_key_authenticate(token=token.strip()) if scheme.lower() == "bearer" else None

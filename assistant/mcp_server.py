@@ -28,7 +28,7 @@ from ingest.selectors import document_pages
 
 from .answers import answer_collect
 from .askers import Asker
-from .keys import api_key_authenticate
+from .keys import api_key_authenticate, api_key_from_header
 from .models import ApiKey
 from .presenters import api_events, api_link
 from .screenshots import ChatInputError
@@ -57,10 +57,11 @@ class Caller:
 
 
 def _key(ctx: Context) -> ApiKey:
-    headers = ctx.headers or {}
-    scheme, _, token = (headers.get("authorization") or "").partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else Caller.token
-    key = api_key_authenticate(token=token) if token else None
+    header = (ctx.headers or {}).get("authorization")
+    if header:  # over HTTP (the gate in http_app has let only a live key through)
+        key = api_key_from_header(authorization=header)
+    else:  # over stdio: the key manage.py mcp was started with
+        key = api_key_authenticate(token=Caller.token) if Caller.token else None
     if key is None:
         raise ToolError("This needs a Docent API key (Authorization: Bearer dk_...).")
     return key
@@ -146,12 +147,12 @@ def search(
     link = api_link(base=_base_url(ctx), key_id=key.pk)
     passages = []
     for number, passage in enumerate(found.passages[: max(1, min(limit, SEARCH_LIMIT))], 1):
-        source = {
+        source = {  # what a signed citation link names: the passage's chunks and pages
             "number": number,
             "document_id": passage.document_id,
             "pages": list(passage.pages),
+            "chunk_ids": [c.pk for c in passage.chunks],
         }
-        source["chunk_ids"] = [c.pk for c in passage.chunks]
         passages.append(
             {
                 "document": passage.document_name,
@@ -192,7 +193,7 @@ def ask(
     except (ChatInputError, FilterError) as exc:
         raise ToolError(str(exc)) from exc
     answer = answer_collect(api_events(events, api_link(base=_base_url(ctx), key_id=key.pk)))
-    if answer.error and answer.error.get("code") != "truncated":
+    if answer.failed:
         raise ToolError(answer.error.get("message", "The answer failed."))
     cited = answer.citations.get("cited", [])
     sources = [
@@ -275,13 +276,12 @@ def http_app() -> ASGIApp:
         # borrow; Django's ALLOWED_HOSTS still guards every other path.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    authenticate = sync_to_async(_token_live, thread_sensitive=False)
+    authenticate = sync_to_async(_header_live, thread_sensitive=False)
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not await authenticate(token.strip()):
+            if not await authenticate(header):
                 await _unauthorised(send)
                 return
         await mcp_app(scope, receive, send)
@@ -289,10 +289,10 @@ def http_app() -> ASGIApp:
     return app
 
 
-def _token_live(token: str) -> bool:
+def _header_live(authorization: str) -> bool:
     close_old_connections()
     try:
-        return api_key_authenticate(token=token) is not None
+        return api_key_from_header(authorization=authorization) is not None
     finally:
         close_old_connections()
 

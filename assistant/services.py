@@ -118,6 +118,8 @@ def answer_stream(
         conversation = _owned_conversation(asker, kb, conversation_uid)
         if conversation is None:
             raise ConversationNotFound("That conversation does not exist.")
+        if history:
+            raise ChatInputError("Send either a stored conversation or its history, not both.")
     replaced = _replaced_question(conversation, resend_from)
     if replaced is not None and not question and not images:  # regenerate: the same again
         question, images = replaced.content, screenshots_saved(message=replaced)
@@ -133,8 +135,6 @@ def answer_stream(
     if replaced is not None:
         conversation_truncate(message=replaced)
     tools = tools or chat_tools(kb)
-    if conversation is not None and history:
-        raise ChatInputError("Send either a stored conversation or its history, not both.")
     body = partial(_answer_body, kb, question, tools, screenshots=screenshots, documents=documents)
     return _answer_events(kb, question, tools, conversation, asker, history, body)
 

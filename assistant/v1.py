@@ -15,7 +15,7 @@ from ingest.access import kbs_readable
 
 from .askers import Asker
 from .http import Base64Image, filters_from, json_object, sse_response
-from .keys import api_key_authenticate
+from .keys import api_key_from_header
 from .llm.completions import (
     MODEL_PREFIX,
     CompletionError,
@@ -42,8 +42,7 @@ def _error(exc: CompletionError) -> JsonResponse:
 
 
 def _key(request: HttpRequest) -> ApiKey:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    key = api_key_authenticate(token=token.strip()) if scheme.lower() == "bearer" else None
+    key = api_key_from_header(authorization=request.headers.get("Authorization", ""))
     if key is None:
         raise CompletionError(
             "Send a Docent API key as 'Authorization: Bearer dk_...' (make one with "
@@ -51,7 +50,6 @@ def _key(request: HttpRequest) -> ApiKey:
             status=401,
             code="invalid_api_key",
         )
-    request.api_key = key  # type: ignore[attr-defined]  # what Asker.for_api reads
     return key
 
 
@@ -82,7 +80,7 @@ def chat_completions(request: HttpRequest) -> HttpResponseBase:
             )
         events = answer_stream(
             kb=kb,
-            asker=Asker.for_api(request),
+            asker=Asker.for_key(key),
             question=ask.question,
             images=[Base64Image(url) for url in ask.images],
             history=[Turn(role, text) for role, text in ask.history],

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Document, KnowledgeBase
+from .models import Document, DocumentStatus, KnowledgeBase
 from .pipeline.types import IngestError
 from .services import document_create, document_delete
 from .store import VectorStore
@@ -94,24 +94,22 @@ def folder_plan(
         raise IngestError(f"{root} is not a folder.")
     prefix = str(root) + "/"
     synced = {d.source: d for d in kb.documents.filter(source__startswith=prefix)}
-    plan = SyncPlan(root)
+    new: list[Path] = []
+    changed: list[tuple[Path, Document]] = []
     seen: set[str] = set()
-    unchanged = 0
     for path in folder_files(root, include=include, exclude=exclude):
-        source = str(path)
-        seen.add(source)
-        document = synced.get(source)
+        seen.add(str(path))
+        document = synced.get(str(path))
         if document is None:
-            plan.new.append(path)
+            new.append(path)
         elif document.sha256 != _sha256(path):
-            plan.changed.append((path, document))
-        else:
-            unchanged += 1
+            changed.append((path, document))
     # A file left out by the patterns is not "removed": only files that are gone are.
-    plan.removed.extend(
+    removed = [
         d for source, d in synced.items() if source not in seen and not Path(source).exists()
-    )
-    return SyncPlan(plan.root, plan.new, plan.changed, plan.removed, unchanged)
+    ]
+    unchanged = len(seen) - len(new) - len(changed)
+    return SyncPlan(root, new, changed, removed, unchanged)
 
 
 def folder_sync(
@@ -125,9 +123,11 @@ def folder_sync(
     report = SyncReport()
     relative = lambda path: Path(path).relative_to(plan.root).as_posix()  # noqa: E731
     for path in plan.new:
-        _upload(kb, path, relative(path), report.uploaded, report, said)
+        if _upload(kb, path, relative(path), report, said, verb="queued"):
+            report.uploaded.append(relative(path))
     for path, old in plan.changed:
-        if _upload(kb, path, relative(path), report.replaced, report, said):
+        if _upload(kb, path, relative(path), report, said, verb="updated"):
+            report.replaced.append(relative(path))
             document_delete(document=old, store=store)
     for document in plan.removed:
         document_delete(document=document, store=store)
@@ -140,32 +140,32 @@ def _upload(
     kb: KnowledgeBase,
     path: Path,
     name: str,
-    done: list[str],
     report: SyncReport,
     said: Callable[[str], None],
-) -> bool:
+    *,
+    verb: str,
+) -> Document | None:
+    """Upload one file and mark it as synced from `path`; None (and why, in the report)
+    when it can't be read or its bytes are another synced file's."""
     try:
         with path.open("rb") as handle:
             result = document_create(kb=kb, filename=path.name, content=handle)
     except OSError as exc:
         report.skipped.append((name, f"could not be read: {exc.strerror or exc}"))
         said(f"skipped  {name}: could not be read")
-        return False
+        return None
     document = result.document
     if not result.created and document.source and document.source != str(path):
         why = f"the same bytes as {Path(document.source).name}, already in the knowledge base"
         report.skipped.append((name, why))
         said(f"skipped  {name}: {why}")
-        return False
+        return None
     Document.objects.filter(pk=document.pk).update(source=str(path))
-    done.append(name)
-    verb = (
-        "refused"
-        if document.status == "failed"
-        else ("updated" if done is report.replaced else "queued")
-    )
-    said(f"{verb:8} {name}" + (f": {document.error}" if document.status == "failed" else ""))
-    return True
+    if document.status == DocumentStatus.FAILED:  # refused on arrival, with its reason
+        said(f"refused  {name}: {document.error}")
+    else:
+        said(f"{verb:8} {name}")
+    return document
 
 
 def kbs_sync_due(*, store: VectorStore) -> dict[str, SyncReport]:

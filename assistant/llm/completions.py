@@ -14,8 +14,11 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from ..answers import CollectedAnswer, answer_collect
+from ..events import ChatEvent
 
 MODEL_PREFIX = "docent/"
 FOOTER = "\n\n---\nSources:\n"  # where the footer starts; stripped from earlier turns
@@ -164,63 +167,43 @@ def model_list(slugs: Iterable[tuple[str, float]]) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-@dataclass
-class _Answer:
-    """What the events have said so far."""
-
-    passages: dict[int, dict[str, Any]] = field(default_factory=dict)
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    error: dict[str, Any] = field(default_factory=dict)
-    status: str = ""
-    usage: dict[str, int] = field(default_factory=dict)
-
-    def read(self, event: Any) -> None:
-        data = event.data
-        if event.kind == "sources":
-            self.passages = {int(s["number"]): s for s in data["sources"]}
-        elif event.kind == "citations":
-            self.sources = [_source(e) for e in (*data["cited"], *data["more"])]
-        elif event.kind == "delta":
-            self.text.append(data["text"])
-        elif event.kind == "error":
-            self.error = data
-        elif event.kind == "done":
-            self.status = data["status"]
-            prompt, completion = data.get("prompt_tokens") or 0, data.get("completion_tokens") or 0
-            self.usage = {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            }
-
-    def footer(self) -> str:
-        """The cited passages, one line each, by number: what [n] in the text points to."""
-        lines = []
-        for number in sorted({n for s in self.sources if s["cited"] for n in s["numbers"]}):
-            passage = self.passages.get(number)
-            if passage is None:
-                continue
-            where = passage["document"]
-            if passage.get("pages"):
-                where += ", p. " + ", ".join(str(p) for p in passage["pages"])
-            lines.append(f"[{number}] [{where}]({passage['url']})")
-        return FOOTER + "\n".join(lines) if lines else ""
-
-    def finish_reason(self) -> str:
-        return "length" if self.status == "truncated" else "stop"
-
-    def failed(self) -> bool:
-        """An error that is not an answer: the reply was cut off by a failure."""
-        return bool(self.error) and self.error.get("code") != "truncated"
+def _footer(answer: CollectedAnswer) -> str:
+    """The cited passages, one line each, by number: what [n] in the text points to."""
+    passages = {int(p["number"]): p for p in answer.sources}
+    cited = answer.citations.get("cited", ())
+    lines = []
+    for number in sorted({n for entry in cited for n in entry["numbers"]}):
+        passage = passages.get(number)
+        if passage is None:
+            continue
+        where = passage["document"]
+        if passage.get("pages"):
+            where += ", p. " + ", ".join(str(p) for p in passage["pages"])
+        lines.append(f"[{number}] [{where}]({passage['url']})")
+    return FOOTER + "\n".join(lines) if lines else ""
 
 
-def _source(entry: dict[str, Any]) -> dict[str, Any]:
+def _sources(answer: CollectedAnswer) -> list[dict[str, Any]]:
+    """The extension field: one entry per document, the cited ones first."""
     keys = ("document_id", "document", "numbers", "pages", "section", "excerpt", "url", "cited")
-    return {key: entry.get(key) for key in keys}
+    entries = (*answer.citations.get("cited", ()), *answer.citations.get("more", ()))
+    return [{key: entry.get(key) for key in keys} for entry in entries]
 
 
-def _failure(answer: _Answer) -> CompletionError:
+def _usage(answer: CollectedAnswer) -> dict[str, int]:
+    prompt, completion = answer.prompt_tokens or 0, answer.completion_tokens or 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _finish_reason(answer: CollectedAnswer) -> str:
+    return "length" if answer.status == "truncated" else "stop"
+
+
+def _failure(answer: CollectedAnswer) -> CompletionError:
     code = answer.error.get("code")
     if code == "rate_limited":
         retry = round(answer.error.get("retry_after") or 30)
@@ -237,35 +220,33 @@ def _failure(answer: _Answer) -> CompletionError:
     )
 
 
-def completion_object(events: Iterable[Any], *, model: str) -> dict[str, Any]:
+def completion_object(events: Iterable[ChatEvent], *, model: str) -> dict[str, Any]:
     """A whole answer as one ``chat.completion``; CompletionError if it failed."""
-    answer = _Answer()
-    for event in events:
-        answer.read(event)
-    if answer.failed():
+    answer = answer_collect(events)
+    if answer.failed:
         raise _failure(answer)
     message = {
         "role": "assistant",
-        "content": "".join(answer.text) + answer.footer(),
-        "sources": answer.sources,
+        "content": answer.answer + _footer(answer),
+        "sources": _sources(answer),
     }
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason()}],
-        "usage": answer.usage,
+        "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(answer)}],
+        "usage": _usage(answer),
     }
 
 
 def completion_chunks(
-    events: Iterable[Any], *, model: str, include_usage: bool
+    events: Iterable[ChatEvent], *, model: str, include_usage: bool
 ) -> Iterator[dict[str, Any]]:
     """An answer's events as ``chat.completion.chunk`` objects, ending with the finishing
     chunk (it carries ``sources``), the usage chunk when asked for, and, for an answer
     that failed, an ``{"error": ...}`` object (the openai SDK raises it as an APIError)."""
-    answer = _Answer()
+    answer = CollectedAnswer()
     base = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion.chunk",
@@ -282,15 +263,15 @@ def completion_chunks(
         answer.read(event)
         if event.kind == "delta":
             yield chunk({"content": event.data["text"]})
-    if answer.failed():
+    if answer.failed:
         yield _failure(answer).body()
         return
-    footer = answer.footer()
+    footer = _footer(answer)
     if footer:
         yield chunk({"content": footer})
-    yield chunk({}, answer.finish_reason(), sources=answer.sources)
+    yield chunk({}, _finish_reason(answer), sources=_sources(answer))
     if include_usage:
-        yield {**base, "choices": [], "usage": answer.usage}
+        yield {**base, "choices": [], "usage": _usage(answer)}
 
 
 def chunk_frames(chunks: Sequence[dict[str, Any] | bytes]) -> bytes:
